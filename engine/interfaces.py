@@ -1,0 +1,389 @@
+"""The types every plugin kind speaks: ``Bars``, orders and fills, and the plugin Protocols.
+
+No backtrader, zipline, torch or broker SDK type crosses these interfaces.  numpy and pandas are
+imported lazily so that ``import rlbridge`` (and a plugin module subclassing
+:class:`Strategy`) stays cheap; the CLI's ``--help`` must not pay for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+#: The five fields of a bar, in the order of the last axis of ``Bars.values``.
+FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Bars:
+    """One aligned panel of OHLCV bars: ``T`` timestamps x ``N`` symbols x 5 fields.
+
+    Invariants, checked on construction:
+
+    * ``index`` is a sorted, unique ``DatetimeIndex``: tz-naive session dates (midnight) for
+      daily bars, UTC for intraday bars;
+    * ``symbols`` is a tuple of unique strings;
+    * ``values`` is a read-only, C-contiguous float64 array of shape ``[T, N, 5]`` holding
+      open, high, low, close, volume with no NaN or infinity.
+
+    Feeds build ``Bars``; nothing mutates one.  Slicing with :meth:`between` or :meth:`select`
+    returns a new panel sharing memory where numpy allows.
+    """
+
+    index: pd.DatetimeIndex
+    symbols: tuple[str, ...]
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        import numpy as np
+        import pandas as pd
+
+        index = self.index
+        if not isinstance(index, pd.DatetimeIndex):
+            index = pd.DatetimeIndex(index)
+        if index.tz is not None:
+            index = index.tz_convert("UTC")
+        index = index.rename("date" if index.tz is None else "time")
+        symbols = tuple(str(s) for s in self.symbols)
+        values = np.ascontiguousarray(self.values, dtype=np.float64)
+        if values.ndim != 3 or values.shape[2] != len(FIELDS):
+            raise DataError(f"bars must have shape [T, N, 5], got {values.shape}")
+        if values.shape[0] != len(index):
+            raise DataError(f"{len(index)} timestamps but {values.shape[0]} rows of bars")
+        if values.shape[1] != len(symbols):
+            raise DataError(f"{len(symbols)} symbols but {values.shape[1]} columns of bars")
+        if len(set(symbols)) != len(symbols):
+            raise DataError(f"duplicate symbols in {symbols}")
+        if not index.is_monotonic_increasing or not index.is_unique:
+            raise DataError("bar timestamps must be sorted and unique")
+        if not np.isfinite(values).all():
+            t, n, f = np.argwhere(~np.isfinite(values))[0]
+            raise DataError(
+                f"{symbols[n]} has a missing or infinite {FIELDS[f]} at {index[t]}; "
+                "align the symbols with a fill policy or drop the session"
+            )
+        if values.flags.writeable:
+            if values is self.values:
+                values = values.copy()
+            values.flags.writeable = False
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "symbols", symbols)
+        object.__setattr__(self, "values", values)
+
+    # ------------------------------------------------------------------ shape and fields
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(T, N, 5)``."""
+        return self.values.shape  # type: ignore[return-value]
+
+    @property
+    def intraday(self) -> bool:
+        """True for intraday bars (a UTC index), False for daily session bars."""
+        return self.index.tz is not None
+
+    def field(self, name: str) -> np.ndarray:
+        """The ``[T, N]`` view of one field (``open``, ``high``, ``low``, ``close``, ``volume``)."""
+        try:
+            return self.values[:, :, FIELDS.index(name)]
+        except ValueError:
+            raise KeyError(f"unknown bar field {name!r}; fields are {', '.join(FIELDS)}") from None
+
+    @property
+    def open(self) -> np.ndarray:
+        return self.field("open")
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.field("high")
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.field("low")
+
+    @property
+    def close(self) -> np.ndarray:
+        return self.field("close")
+
+    @property
+    def volume(self) -> np.ndarray:
+        return self.field("volume")
+
+    # ------------------------------------------------------------------ selection
+    def between(self, start: object = None, end: object = None) -> Bars:
+        """The bars with ``start <= timestamp <= end`` (either bound may be None)."""
+        import numpy as np
+
+        lo = 0 if start is None else int(np.searchsorted(self.index, self._stamp(start), "left"))
+        hi = len(self) if end is None else int(np.searchsorted(self.index, self._stamp(end), "right"))
+        return Bars(self.index[lo:hi], self.symbols, self.values[lo:hi])
+
+    def select(self, symbols: Iterable[str]) -> Bars:
+        """The bars of ``symbols``, in that order."""
+        wanted = list(symbols)
+        missing = [s for s in wanted if s not in self.symbols]
+        if missing:
+            raise DataError(f"symbols not in these bars: {', '.join(missing)}; have {', '.join(self.symbols)}")
+        cols = [self.symbols.index(s) for s in wanted]
+        return Bars(self.index, tuple(wanted), self.values[:, cols, :])
+
+    def _stamp(self, when: object) -> pd.Timestamp:
+        import pandas as pd
+
+        stamp = pd.Timestamp(when)  # type: ignore[arg-type]
+        if self.index.tz is None:
+            return stamp.tz_localize(None) if stamp.tz is not None else stamp
+        return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+    # ------------------------------------------------------------------ conversions
+    def frame(self, symbol: str) -> pd.DataFrame:
+        """One symbol's bars as a DataFrame with columns open..volume."""
+        import pandas as pd
+
+        n = self.symbols.index(symbol)
+        return pd.DataFrame(self.values[:, n, :], index=self.index, columns=list(FIELDS))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long layout: one row per (timestamp, symbol), columns open..volume."""
+        import numpy as np
+        import pandas as pd
+
+        t, n = len(self.index), len(self.symbols)
+        frame = pd.DataFrame(self.values.reshape(t * n, len(FIELDS)), columns=list(FIELDS))
+        frame.insert(0, "symbol", np.tile(np.asarray(self.symbols, dtype=object), t))
+        frame.insert(0, self.index.name, np.repeat(self.index.values, n))
+        if self.index.tz is not None:
+            frame[self.index.name] = pd.DatetimeIndex(frame[self.index.name]).tz_localize("UTC")
+        return frame
+
+    def digest(self) -> str:
+        """A SHA-256 of timestamps, symbols and values: the data hash saved with models and runs."""
+        h = hashlib.sha256()
+        h.update(self.index.asi8.tobytes())
+        h.update(str(self.index.tz).encode())
+        h.update("\x1f".join(self.symbols).encode())
+        h.update(self.values.tobytes())
+        return h.hexdigest()
+
+    def equals(self, other: Bars) -> bool:
+        """Same timestamps, symbols and values (bit for bit)."""
+        import numpy as np
+
+        return (
+            self.index.equals(other.index)
+            and self.symbols == other.symbols
+            and np.array_equal(self.values, other.values)
+        )
+
+    def __repr__(self) -> str:
+        if len(self) == 0:
+            span = "empty"
+        else:
+            fmt = "%Y-%m-%d" if not self.intraday else "%Y-%m-%d %H:%M%Z"
+            span = f"{self.index[0].strftime(fmt)} .. {self.index[-1].strftime(fmt)}"
+        syms = ", ".join(self.symbols[:6]) + (", ..." if len(self.symbols) > 6 else "")
+        return f"Bars({len(self)} x {len(self.symbols)} [{syms}], {span})"
+
+
+# ---------------------------------------------------------------------- orders and fills
+@dataclass(frozen=True)
+class Order:
+    """A request to trade ``quantity`` shares of ``symbol`` (positive buys, negative sells).
+
+    ``created`` is the timestamp of the bar after whose close the order was decided; a market
+    order fills at the open of the following bar (DESIGN.md section 4).
+    """
+
+    symbol: str
+    quantity: float
+    kind: str = "market"
+    limit_price: float | None = None
+    created: Any = None
+    client_order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Fill:
+    """An executed trade: signed ``quantity`` at ``price`` with ``commission`` paid."""
+
+    symbol: str
+    quantity: float
+    price: float
+    commission: float
+    time: Any
+    order_id: str | None = None
+
+    @property
+    def value(self) -> float:
+        """Signed traded value, excluding commission."""
+        return self.quantity * self.price
+
+
+# ---------------------------------------------------------------------- plugin protocols
+@runtime_checkable
+class Feed(Protocol):
+    """A source of bars.  Registered with ``register_feeds``."""
+
+    def load(
+        self,
+        symbols: Sequence[str] | None = None,
+        start: object = None,
+        end: object = None,
+    ) -> Bars:
+        """Return the bars of ``symbols`` (all when None) between ``start`` and ``end``.
+
+        Raises:
+            DataError: naming the source, row and column of anything wrong.
+        """
+        ...
+
+
+@runtime_checkable
+class FeatureTransform(Protocol):
+    """A causal feature: the value at bar t depends on bars 0..t only."""
+
+    name: str
+    #: how many bars before t the value at t reads (0 for a one-bar transform)
+    lookback: int
+
+    def compute(self, bars: Bars) -> np.ndarray:
+        """Return ``[T, N, F]`` float64 features; NaN where the lookback is not yet filled."""
+        ...
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """Turns a reference price into a fill price and a commission."""
+
+    def fill_price(self, symbol: str, quantity: float, price: float, context: Any = None) -> float:
+        """The price actually paid (buys) or received (sells) for ``quantity`` at ``price``."""
+        ...
+
+    def commission(self, symbol: str, quantity: float, price: float, context: Any = None) -> float:
+        """The commission, a non-negative amount of cash, for a fill."""
+        ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A trained decision rule: observation in, action out."""
+
+    def predict(self, observation: Any, deterministic: bool = True) -> Any:
+        """The action for one observation."""
+        ...
+
+    def save(self, path: str) -> None:
+        """Write the policy to ``path``."""
+        ...
+
+
+class BarContext(Protocol):
+    """What a strategy sees and does at one bar (DESIGN.md section 5).
+
+    Engines and the live runner implement it; strategies only call it.
+    """
+
+    now: Any
+    bar_index: int
+    symbols: tuple[str, ...]
+    params: Mapping[str, Any]
+    cash: float
+    value: float
+    positions: Mapping[str, float]
+    weights: Any
+    open_orders: Sequence[Order]
+
+    def history(self, field: str, n: int) -> np.ndarray:
+        """The last ``n`` values of ``field`` as ``[n, N]``, oldest first (fewer at the start)."""
+        ...
+
+    def features(self, n: int) -> np.ndarray:
+        """The last ``n`` feature rows as ``[n, N, F]``."""
+        ...
+
+    def position(self, symbol: str) -> float:
+        """Shares held of ``symbol``."""
+        ...
+
+    def order(self, symbol: str, quantity: float) -> Order:
+        """A market order for ``quantity`` signed shares, filled at the next bar's open."""
+        ...
+
+    def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]) -> list[Order]:
+        """Orders that move the portfolio to ``weights`` of its value."""
+        ...
+
+    def close_all(self) -> list[Order]:
+        """Orders that flatten every position."""
+        ...
+
+
+class Strategy:
+    """Base class of strategies: override what you need.  Engines call only these methods.
+
+    ``params`` holds the ``[strategy]`` table of the config, minus ``name``.
+    """
+
+    def __init__(self, **params: Any) -> None:
+        self.params = dict(params)
+
+    def start(self, ctx: BarContext) -> None:
+        """Called once, before the first bar."""
+
+    def on_bar(self, ctx: BarContext) -> None:
+        """Called after each bar closes; decide and order here."""
+
+    def on_fill(self, ctx: BarContext, fill: Fill) -> None:
+        """Called for each fill at this bar's open, before ``on_bar`` of this bar."""
+
+    def stop(self, ctx: BarContext) -> None:
+        """Called once, after the last bar."""
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """Where orders go: the simulator, a paper account or a live account."""
+
+    def account(self) -> Mapping[str, float]:
+        """Cash, equity and buying power."""
+        ...
+
+    def positions(self) -> Mapping[str, float]:
+        """Signed shares per symbol."""
+        ...
+
+    def submit(self, order: Order) -> str:
+        """Send ``order``; return the broker's order id.  Must be idempotent on client_order_id."""
+        ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Runs a strategy over bars and returns the run's result."""
+
+    def run(self, strategy: Strategy, bars: Bars, config: Any) -> Any:
+        """Run ``strategy`` over ``bars``."""
+        ...
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registry entry as the CLI shows it."""
+
+    kind: str
+    name: str
+    plugin: str
+    description: str = ""
+    aliases: tuple[str, ...] = field(default_factory=tuple)

@@ -1,0 +1,1 @@
+"""Built-in strategies: the RL allocation strategy and the baselines."""
