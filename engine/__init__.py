@@ -30,7 +30,7 @@ from .errors import (
     UnknownNameError,
 )
 from .hookspecs import hookimpl, hookspec
-from .interfaces import FIELDS, Bars, BarContext, Fill, Order, Strategy
+from .interfaces import FIELDS, BarContext, Bars, Fill, Order, Strategy
 
 __version__ = "0.1.0"
 
@@ -39,6 +39,7 @@ _LAZY = {
     "make_plugin_manager": "rlbridge.manager",
     "Registries": "rlbridge.registry",
     "load_config": "rlbridge.config",
+    "config_from_mapping": "rlbridge.config",
     "Config": "rlbridge.config",
     "Store": "rlbridge.store",
     "open_store": "rlbridge.store",
@@ -65,6 +66,7 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "align",
+    "config_from_mapping",
     "hookimpl",
     "hookspec",
     "load_bars",
@@ -84,7 +86,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from .config import Config, load_config
+    from .config import Config, config_from_mapping, load_config
     from .data import align, load_bars
     from .manager import make_plugin_manager
     from .registry import Registries

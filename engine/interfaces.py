@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .errors import DataError
 
 if TYPE_CHECKING:
-    import datetime as dt
 
     import numpy as np
     import pandas as pd
@@ -126,8 +125,9 @@ class Bars:
         """The bars with ``start <= timestamp <= end`` (either bound may be None)."""
         import numpy as np
 
-        lo = 0 if start is None else int(np.searchsorted(self.index, self._stamp(start), "left"))
-        hi = len(self) if end is None else int(np.searchsorted(self.index, self._stamp(end), "right"))
+        index = self.index
+        lo = 0 if start is None else int(np.searchsorted(index, self._stamp(start), "left"))
+        hi = len(self) if end is None else int(np.searchsorted(index, self._stamp(end), "right"))
         return Bars(self.index[lo:hi], self.symbols, self.values[lo:hi])
 
     def select(self, symbols: Iterable[str]) -> Bars:
@@ -135,7 +135,10 @@ class Bars:
         wanted = list(symbols)
         missing = [s for s in wanted if s not in self.symbols]
         if missing:
-            raise DataError(f"symbols not in these bars: {', '.join(missing)}; have {', '.join(self.symbols)}")
+            raise DataError(
+                f"symbols not in these bars: {', '.join(missing)}; "
+                f"have {', '.join(self.symbols)}"
+            )
         cols = [self.symbols.index(s) for s in wanted]
         return Bars(self.index, tuple(wanted), self.values[:, cols, :])
 
@@ -191,7 +194,7 @@ class Bars:
         if len(self) == 0:
             span = "empty"
         else:
-            fmt = "%Y-%m-%d" if not self.intraday else "%Y-%m-%d %H:%M%Z"
+            fmt = "%Y-%m-%d" if not self.intraday else "%Y-%m-%d %H:%M %Z"
             span = f"{self.index[0].strftime(fmt)} .. {self.index[-1].strftime(fmt)}"
         syms = ", ".join(self.symbols[:6]) + (", ..." if len(self.symbols) > 6 else "")
         return f"Bars({len(self)} x {len(self.symbols)} [{syms}], {span})"
@@ -333,11 +336,26 @@ class BarContext(Protocol):
 class Strategy:
     """Base class of strategies: override what you need.  Engines call only these methods.
 
-    ``params`` holds the ``[strategy]`` table of the config, minus ``name``.
+    The registry builds a strategy with one argument, its options: the ``[strategy]`` table of
+    the config minus ``name`` (a frozen dataclass when the class declares a ``Config``
+    dataclass, else a read-only mapping).  ``self.params`` holds them as a plain dict, so
+    ``MyRule()``, ``MyRule({"lookback": 20})`` and ``MyRule(lookback=20)`` all work.
     """
 
-    def __init__(self, **params: Any) -> None:
-        self.params = dict(params)
+    def __init__(self, config: Any = None, /, **params: Any) -> None:
+        import dataclasses
+
+        merged: dict[str, Any] = {}
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            merged.update(dataclasses.asdict(config))
+        elif isinstance(config, Mapping):
+            merged.update(config)
+        elif config is not None:
+            raise TypeError(f"{type(self).__name__} options must be a mapping or a dataclass, "
+                            f"got {type(config).__name__}")
+        merged.update(params)
+        self.config = config
+        self.params = merged
 
     def start(self, ctx: BarContext) -> None:
         """Called once, before the first bar."""

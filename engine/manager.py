@@ -77,8 +77,8 @@ def _env_list(name: str) -> list[str] | None:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class RLBridgePluginManager(pluggy.PluginManager):
@@ -92,6 +92,20 @@ class RLBridgePluginManager(pluggy.PluginManager):
         self.sources: dict[str, PluginSource] = {}
         self.failures: list[PluginFailure] = []
         self._registries: Registries | None = None
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        """Register ``plugin`` (pluggy's ``register``) and drop the cached registries."""
+        self._registries = None
+        return super().register(plugin, name)
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        """Unregister a plugin (pluggy's ``unregister``) and drop the cached registries."""
+        self._registries = None
+        return super().unregister(plugin, name)
+
+    def source(self, name: str) -> PluginSource:
+        """Where plugin ``name`` came from (``registered`` after a bare ``register``)."""
+        return self.sources.get(name) or PluginSource(name, "registered")
 
     # ------------------------------------------------------------------ bookkeeping
     def record_failure(self, name: str, exc: BaseException, *, stage: str,

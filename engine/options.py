@@ -23,30 +23,37 @@ T = TypeVar("T")
 _NOTHING = object()
 
 
-def _type_name(tp: Any) -> str:
+_NAMES: dict[Any, tuple[str, str]] = {
+    str: ("a string", "strings"),
+    int: ("an integer", "integers"),
+    float: ("a number", "numbers"),
+    bool: ("true or false", "booleans (true or false)"),
+    dt.date: ("a date (YYYY-MM-DD)", "dates (YYYY-MM-DD)"),
+    Path: ("a path", "paths"),
+    Any: ("anything", "values"),
+}
+
+
+def _type_name(tp: Any, plural: bool = False) -> str:
+    """How a type reads in a message: ``"an integer"``, or ``"integers"`` inside a list."""
     origin = typing.get_origin(tp)
     if tp is type(None):
         return "nothing"
     if origin is typing.Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+        return " or ".join(
+            _type_name(a, plural) for a in typing.get_args(tp) if a is not type(None)
+        )
     if origin in (tuple, list):
         args = typing.get_args(tp)
-        return f"a list of {_type_name(args[0])}" if args else "a list"
-    if origin in (dict, Mapping) or tp in (dict, Mapping):
-        return "a table"
-    if dataclasses.is_dataclass(tp):
-        return "a table"
-    return {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        dt.date: "a date (YYYY-MM-DD)",
-        Path: "a path",
-        Any: "anything",
-    }.get(tp, getattr(tp, "__name__", str(tp)))
+        head = "lists" if plural else "a list"
+        return f"{head} of {_type_name(args[0], plural=True)}" if args else head
+    if origin in (dict, Mapping) or tp in (dict, Mapping) or dataclasses.is_dataclass(tp):
+        return "tables" if plural else "a table"
+    if tp in _NAMES:
+        return _NAMES[tp][plural]
+    return getattr(tp, "__name__", str(tp))
 
 
 def coerce(tp: Any, value: Any, *, path: object, key: str) -> Any:
@@ -65,20 +72,19 @@ def coerce(tp: Any, value: Any, *, path: object, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return coerce(arg, value, path=path, key=key)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue
         raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=path, key=key)
     if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=path, key=key)
-        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
-        item = args[0] if args else Any
+        item_types = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        item = item_types[0] if item_types else Any
         return tuple(coerce(item, v, path=path, key=f"{key}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping, typing.get_origin(Mapping[str, Any])) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
@@ -124,7 +130,9 @@ def coerce(tp: Any, value: Any, *, path: object, key: str) -> Any:
     raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", path=path, key=key)
 
 
-def build(cls: type[T], mapping: Mapping[str, Any] | None, *, path: object = None, key: str = "") -> T:
+def build(
+    cls: type[T], mapping: Mapping[str, Any] | None, *, path: object = None, key: str = ""
+) -> T:
     """Build dataclass ``cls`` from ``mapping``.
 
     Unknown keys, missing required keys and wrong types raise :class:`ConfigError` naming
@@ -153,14 +161,33 @@ def build(cls: type[T], mapping: Mapping[str, Any] | None, *, path: object = Non
             raise ConfigError(f"missing required key {name!r}", path=path, key=where)
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        if exc.path is not None or path is None and not key:
+            raise
+        raise _located(exc, path, key) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc), path=path, key=key or None) from None
 
 
+def _located(exc: ConfigError, path: object, key: str) -> ConfigError:
+    """``exc``, raised by a dataclass's own checks with keys relative to it, located in the file.
+
+    ``[columns.dat]: unknown column`` from ``__post_init__`` becomes
+    ``agent.toml: [data.columns.dat]: unknown column``.
+    """
+    where = f"[{exc.key}]" if exc.key else ""
+    text = str(exc.args[0]) if exc.args else ""
+    message = text[len(where) + 2:] if where and text.startswith(f"{where}: ") else text
+    dotted = ".".join(part for part in (key, exc.key) if part) or None
+    return ConfigError(message, path=path, key=dotted)
+
+
 def describe(cls: type) -> list[tuple[str, str, object]]:
-    """``(key, type description, default)`` for each field of dataclass ``cls`` (for docs)."""
+    """``(key, type description, default)`` for each field of dataclass ``cls`` (for docs).
+
+    A field may override its type description with ``field(metadata={"type": "..."})`` when
+    the annotation alone does not say what a config file may hold there.
+    """
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
@@ -170,7 +197,8 @@ def describe(cls: type) -> list[tuple[str, str, object]]:
             default = f.default_factory()
         else:
             default = _NOTHING
-        rows.append((f.name, _type_name(hints[f.name]), default))
+        described = f.metadata.get("type") or _type_name(hints[f.name])
+        rows.append((f.name, described, default))
     return rows
 
 

@@ -80,7 +80,9 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not name or ":" in name:
             raise PluginError(f"plugin {plugin!r} registered an invalid {self.noun} name {name!r}")
         if not callable(factory):
-            raise PluginError(f"plugin {plugin!r} registered {self.noun} {name!r} with a non-callable factory")
+            raise PluginError(
+                f"plugin {plugin!r} registered {self.noun} {name!r} with a non-callable factory"
+            )
         aliases = tuple(aliases)
         for key in (name, *aliases):
             owner = self._owner(key)
@@ -164,7 +166,9 @@ class Registry(Generic[T]):
             for part in attr.split("."):
                 obj = getattr(obj, part)
         except Exception as exc:  # any import-time failure of user code is reported, not raised raw
-            raise PluginError(f"{prefix}cannot load {self.noun} {spec!r}: {type(exc).__name__}: {exc}") from None
+            raise PluginError(
+                f"{prefix}cannot load {self.noun} {spec!r}: {type(exc).__name__}: {exc}"
+            ) from None
         if not callable(obj):
             raise PluginError(f"{prefix}{self.noun} {spec!r} is not callable")
         return obj  # type: ignore[no-any-return]
@@ -206,14 +210,15 @@ class Registries:
         for kind, (hook_name, noun) in KINDS.items():
             registry: Registry[Any] = Registry(kind, noun)
             hook = getattr(pm.hook, hook_name)
-            # oldest registration first, so a duplicate blames the later plugin
-            for impl in reversed(hook.get_hookimpls()):
+            # get_hookimpls() is in registration order: a duplicate blames the later plugin
+            for impl in hook.get_hookimpls():
                 staged: list[tuple[str, Any, dict[str, Any]]] = []
 
                 def register(name: str, factory: Any, *, description: str = "",
                              aliases: tuple[str, ...] | list[str] = (),
                              _staged: list[Any] = staged) -> None:
-                    _staged.append((name, factory, {"description": description, "aliases": aliases}))
+                    extra = {"description": description, "aliases": aliases}
+                    _staged.append((name, factory, extra))
 
                 try:
                     kwargs = {"register": register} if "register" in impl.argnames else {}

@@ -8,6 +8,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.feeds.csv",
     "rlbridge.plugins.feeds.sql",
     "rlbridge.plugins.feeds.sample",
+    "rlbridge.plugins.commands.config",
     "rlbridge.plugins.commands.data",
     "rlbridge.plugins.commands.demo",
 )

@@ -1,0 +1,681 @@
+"""The store: bars, ingests, runs, models, orders, fills and equity in one SQL database.
+
+Training, backtests and live trading read the same rows from here.  Any SQLAlchemy URL works
+(a SQLite file by default, PostgreSQL for a store shared by several machines); the URL comes from,
+in order: the ``url`` argument, ``RLBRIDGE_DB``, ``[store] url`` of the config, and
+``sqlite:///rlbridge.db`` in the current directory.
+
+Timestamps are ``BIGINT`` nanoseconds since the Unix epoch.  Daily bars (interval ``"1d"``) are
+stored as the session date at midnight and read back as a tz-naive index; every other interval is
+UTC and read back as a UTC index: the conventions of :class:`~rlbridge.interfaces.Bars`.
+
+Bulk paths avoid per-row Python work beyond what the database driver itself needs: inserts go
+through the driver's ``executemany`` inside the SQLAlchemy transaction, reads are one ordered
+``SELECT`` fetched straight into numpy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .errors import ConfigError, DataError, StoreError
+from .interfaces import FIELDS, Bars
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = [
+    "DEFAULT_URL", "SCHEMA_VERSION", "Ingest", "Store", "SymbolSummary", "infer_interval",
+    "mask_url", "open_store", "resolve_url", "metadata", "meta_table", "bars_table",
+    "ingests_table", "runs_table", "models_table", "orders_table", "fills_table", "equity_table",
+]
+
+#: The store used when neither the caller, ``RLBRIDGE_DB`` nor the config names one.
+DEFAULT_URL = "sqlite:///rlbridge.db"
+#: Environment variable naming the store URL.
+ENV_VAR = "RLBRIDGE_DB"
+
+_DAY_NS = 86_400 * 10**9
+_CHUNK = 10_000  # rows per executemany call: the progress callback's granularity
+
+# ---------------------------------------------------------------------- schema
+#: The schema version this code writes; a store with a newer one is refused.
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _c(name: str, type_: Any, *args: Any, null: bool = False, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, type_, *args, nullable=null, **kw)
+
+
+def _created() -> sa.Column[Any]:
+    return _c("created_at", sa.DateTime(timezone=True), default=_now)
+
+
+_ID, _RUN, _SYMBOL = sa.String(64), sa.String(64), sa.String(64)
+_TS = sa.BigInteger  # epoch nanoseconds: UTC, or the session date at midnight for daily bars
+
+meta_table = sa.Table(
+    "meta", metadata, _c("key", sa.String(64), primary_key=True), _c("value", sa.Text))
+
+bars_table = sa.Table(
+    "bars", metadata,
+    _c("symbol", _SYMBOL, primary_key=True), _c("interval", sa.String(16), primary_key=True),
+    _c("ts", _TS, primary_key=True), *(_c(f, sa.Double) for f in FIELDS),
+    sqlite_with_rowid=False,  # clustered on the key: a symbol's bars lie together, in order
+)
+
+ingests_table = sa.Table(
+    "ingests", metadata,
+    _c("id", sa.Integer, primary_key=True, autoincrement=True),
+    _c("feed", sa.String(128), default=""), _c("source", sa.Text, default=""),
+    _c("symbols", sa.JSON), _c("rows", sa.BigInteger), _created(),
+)
+
+runs_table = sa.Table(
+    "runs", metadata,
+    _c("id", _ID, primary_key=True), _c("kind", sa.String(32)),
+    _c("status", sa.String(16), default="running"),
+    _c("config", sa.JSON, null=True), _c("data_hash", sa.String(64), null=True),
+    _c("error", sa.Text, null=True),
+    _c("started_at", sa.DateTime(timezone=True), default=_now),
+    _c("finished_at", sa.DateTime(timezone=True), null=True),
+    sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="runs_status"),
+)
+
+models_table = sa.Table(
+    "models", metadata,
+    _c("id", sa.Integer, primary_key=True, autoincrement=True),
+    _c("run_id", _RUN, sa.ForeignKey("runs.id"), null=True, index=True),
+    _c("algo", sa.String(64)), _c("path", sa.Text), _c("config", sa.JSON, null=True),
+    _c("data_hash", sa.String(64), null=True), _c("versions", sa.JSON, null=True), _created(),
+)
+
+orders_table = sa.Table(
+    "orders", metadata,
+    _c("id", sa.Integer, primary_key=True, autoincrement=True),
+    _c("run_id", _RUN, sa.ForeignKey("runs.id"), index=True),
+    _c("client_order_id", sa.String(128), unique=True), _c("ts", _TS),
+    _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("kind", sa.String(16), default="market"),
+    _c("limit_price", sa.Double, null=True), _c("status", sa.String(32)),
+    _c("reason", sa.Text, null=True), _c("broker_order_id", sa.String(128), null=True),
+    _created(),
+)
+
+fills_table = sa.Table(
+    "fills", metadata,
+    _c("id", sa.Integer, primary_key=True, autoincrement=True),
+    _c("run_id", _RUN, sa.ForeignKey("runs.id"), index=True),
+    _c("order_id", sa.Integer, sa.ForeignKey("orders.id"), null=True), _c("ts", _TS),
+    _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("price", sa.Double),
+    _c("commission", sa.Double, default=0.0),
+)
+
+equity_table = sa.Table(
+    "equity", metadata,
+    _c("run_id", _RUN, sa.ForeignKey("runs.id"), primary_key=True),
+    _c("ts", _TS, primary_key=True), _c("value", sa.Double), _c("cash", sa.Double),
+)
+
+
+# ---------------------------------------------------------------------- URLs
+def resolve_url(url: str | None = None, config: Any = None) -> str:
+    """The store URL: ``url``, then ``RLBRIDGE_DB``, then ``config.store.url``, then the default."""
+    if url:
+        return url
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return env
+    configured = getattr(getattr(config, "store", None), "url", None)
+    if configured:
+        return str(configured)
+    return DEFAULT_URL
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (also for URLs SQLAlchemy cannot parse)."""
+    try:
+        parsed = sa.make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+    except Exception:  # unparsable: hide anything between "user:" and "@"
+        import re
+
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _why(exc: BaseException, url: str) -> str:
+    """The first line of a driver's error (no SQL statement), with ``url``'s password hidden."""
+    orig = getattr(exc, "orig", None)
+    lines = str(orig if orig is not None else exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    try:
+        password = sa.make_url(url).password
+    except Exception:
+        password = None
+    return text.replace(str(password), "***") if password else text
+
+
+# ---------------------------------------------------------------------- summaries
+@dataclass(frozen=True)
+class SymbolSummary:
+    """What the store holds for one symbol at one interval."""
+
+    symbol: str
+    interval: str
+    first: pd.Timestamp
+    last: pd.Timestamp
+    bars: int
+
+
+def infer_interval(index: pd.DatetimeIndex) -> str:
+    """The interval label of bars on ``index``.
+
+    Daily bars (a tz-naive index) are ``"1d"``.  Intraday bars (a UTC index) are labelled by the
+    most common spacing between consecutive bars, in the largest whole unit: ``"1h"``, ``"5m"``,
+    ``"30s"``; a daily spacing of UTC bars is ``"24h"`` so that ``"1d"`` always means session
+    dates.
+
+    Raises:
+        StoreError: for a single intraday bar (no spacing to infer from).
+    """
+    import numpy as np
+
+    if index.tz is None:
+        return "1d"
+    if len(index) < 2:
+        raise StoreError("cannot infer the interval of a single intraday bar; pass interval=")
+    steps, counts = np.unique(np.diff(index.asi8), return_counts=True)
+    step = int(steps[np.argmax(counts)])
+    for unit, size in (("h", 3_600 * 10**9), ("m", 60 * 10**9), ("s", 10**9), ("ms", 10**6),
+                       ("us", 10**3)):
+        if step % size == 0:
+            return f"{step // size}{unit}"
+    return f"{step}ns"
+
+
+# ---------------------------------------------------------------------- the store
+class Store:
+    """An open store.  Use :func:`open_store` to get one; close it (or use ``with``) when done.
+
+    Attributes:
+        url: the store URL with any password masked (safe to print).
+        engine: the SQLAlchemy engine.
+    """
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        self.engine = engine
+        self.url = mask_url(url)
+        self._raw_url = url
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release every connection."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def _error(self, what: str, exc: BaseException) -> StoreError:
+        return StoreError(f"{self.url}: {what}: {_why(exc, self._raw_url)}")
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One transaction: everything written inside commits together or not at all.
+
+        Nested use joins the outer transaction, so ``write_bars`` calls made inside are part
+        of it.
+        """
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        try:
+            with self.engine.begin() as conn:
+                self._local.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.conn = None
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("write failed, nothing was saved", exc) from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[sa.Connection]:
+        current = getattr(self._local, "conn", None)
+        if current is not None:
+            yield current
+            return
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._error("read failed", exc) from None
+
+    @contextmanager
+    def ingest(self, *, feed: str = "", source: str = "") -> Iterator[Ingest]:
+        """Write many :class:`Bars` in one transaction, recorded as one row of ``ingests``.
+
+        ::
+
+            with store.ingest(feed="csv", source="data/etf") as batch:
+                for bars in panels:
+                    batch.write(bars)
+
+        If anything inside raises, nothing is written.
+        """
+        with self.transaction() as conn:
+            batch = Ingest(self, conn)
+            yield batch
+            if batch.symbols:
+                conn.execute(ingests_table.insert().values(
+                    feed=feed, source=source, symbols=batch.symbols, rows=batch.rows))
+                if conn.dialect.name == "sqlite":
+                    # sampled statistics (a few ms) let SQLite list a table's symbols by
+                    # skipping through the key instead of scanning every bar
+                    conn.exec_driver_sql("PRAGMA analysis_limit=400")
+                    conn.exec_driver_sql("ANALYZE bars")
+
+    # ------------------------------------------------------------------ bars
+    def write_bars(
+        self,
+        bars: Bars,
+        *,
+        source: str = "",
+        feed: str = "",
+        progress: Callable[[int], None] | None = None,
+        interval: str | None = None,
+    ) -> int:
+        """Write ``bars`` in one transaction (or in the enclosing one); return the rows written.
+
+        Rows of the same symbol and interval between the first and last timestamp of ``bars``
+        are replaced, so re-ingesting a range never duplicates bars.
+
+        Args:
+            bars: the panel to write; every symbol is written over the whole index.
+            source: where the bars came from (a file, a folder, a URL), recorded in ``ingests``.
+            feed: the feed name, recorded in ``ingests``.
+            progress: called with the number of rows just written, after each chunk.
+            interval: the interval label; inferred when None (see :func:`infer_interval`).
+        """
+        with self.ingest(feed=feed, source=source) as batch:
+            return batch.write(bars, progress=progress, interval=interval)
+
+    def read_bars(
+        self,
+        symbols: Iterable[str] | None = None,
+        start: object = None,
+        end: object = None,
+        *,
+        interval: str = "1d",
+    ) -> dict[str, pd.DataFrame]:
+        """The stored bars of ``symbols`` (all when None) with ``start <= timestamp <= end``.
+
+        Returns:
+            symbol -> DataFrame with columns open, high, low, close, volume, indexed by the
+            session dates (``"1d"``, tz-naive) or UTC timestamps (other intervals), in the order
+            of ``symbols`` (sorted when None).  A known symbol with no bars in the range gets an
+            empty frame.
+
+        Raises:
+            StoreError: for a symbol the store has no bars of at ``interval``, listing the
+                symbols it has.
+        """
+        import numpy as np
+
+        daily = interval == "1d"
+        lo, hi = _bound(start, daily, "start"), _bound(end, daily, "end")
+        have = self.symbols(interval)
+        wanted = have if symbols is None else list(dict.fromkeys(str(s) for s in symbols))
+        self._check_known(wanted, have, interval)
+        t = bars_table.c
+        # naming the symbols lets the database walk its primary key in order: no sort
+        stmt = sa.select(t.symbol, t.ts, t.open, t.high, t.low, t.close, t.volume).where(
+            t.interval == interval, t.symbol.in_(wanted))
+        if lo is not None:
+            stmt = stmt.where(t.ts >= lo)
+        if hi is not None:
+            stmt = stmt.where(t.ts <= hi)
+        table = self._fetch(stmt.order_by(t.symbol, t.ts), _ROW_DTYPE)
+        names = table["symbol"]
+        ts = table["ts"]
+        values = np.empty((len(table), len(FIELDS)), dtype=np.float64)
+        for i, f in enumerate(FIELDS):
+            values[:, i] = table[f]
+        cuts = np.flatnonzero(names[1:] != names[:-1]) + 1
+        starts = np.concatenate(([0], cuts)) if len(table) else np.empty(0, dtype=np.int64)
+        ends = np.concatenate((cuts, [len(table)])) if len(table) else starts
+        stamps = ts.view("datetime64[ns]")
+        found: dict[str, pd.DataFrame] = {}
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            found[names[a]] = _frame(stamps[a:b], values[a:b], daily)
+        if len(found) == len(wanted):
+            return {s: found[s] for s in wanted}
+        empty = _frame(np.empty(0, dtype="datetime64[ns]"), np.empty((0, len(FIELDS))), daily)
+        return {s: found[s] if s in found else empty.copy() for s in wanted}
+
+    def symbols(self, interval: str | None = "1d") -> list[str]:
+        """The symbols with bars at ``interval`` (any interval when None), sorted."""
+        t = bars_table.c
+        stmt = sa.select(t.symbol).distinct().order_by(t.symbol)
+        if interval is not None:
+            stmt = stmt.where(t.interval == interval)
+        with self._connection() as conn:
+            return [row[0] for row in conn.execute(stmt)]
+
+    def intervals(self) -> list[str]:
+        """The intervals the store has bars for, sorted."""
+        t = bars_table.c
+        with self._connection() as conn:
+            rows = conn.execute(sa.select(t.interval).distinct().order_by(t.interval))
+            return [row[0] for row in rows]
+
+    def summary(self, interval: str | None = None) -> list[SymbolSummary]:
+        """Per symbol and interval: the first and last timestamp and the number of bars."""
+        import pandas as pd
+
+        t = bars_table.c
+        stmt = (
+            sa.select(t.symbol, t.interval, sa.func.min(t.ts), sa.func.max(t.ts), sa.func.count())
+            .group_by(t.symbol, t.interval)
+            .order_by(t.symbol, t.interval)
+        )
+        if interval is not None:
+            stmt = stmt.where(t.interval == interval)
+        with self._connection() as conn:
+            rows = conn.execute(stmt).all()
+        out = []
+        for symbol, ivl, first, last, count in rows:
+            tz = None if ivl == "1d" else "UTC"
+            out.append(SymbolSummary(symbol, ivl, pd.Timestamp(int(first), tz=tz),
+                                     pd.Timestamp(int(last), tz=tz), int(count)))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _check_known(self, wanted: Sequence[str], have: Sequence[str], interval: str) -> None:
+        known = set(have)
+        unknown = [s for s in wanted if s not in known]
+        if not have:
+            raise StoreError(self._nothing_message(interval, unknown))
+        if not unknown:
+            return
+        raise StoreError(
+            f"{self.url}: no {interval} bars for {', '.join(unknown)}; "
+            f"the store has {interval} bars for {', '.join(have)}"
+        )
+
+    def _nothing_message(self, interval: str, unknown: Sequence[str] = ()) -> str:
+        others = [i for i in self.intervals() if i != interval]
+        what = f" for {', '.join(unknown)}" if unknown else ""
+        also = f" (it has {', '.join(others)} bars)" if others else ""
+        return (f"{self.url}: the store has no {interval} bars{what}{also}; "
+                "load some with `rlbridge data ingest`")
+
+    def _fetch(self, stmt: sa.Select[Any], dtype: Any) -> np.ndarray:
+        """Run ``stmt`` on the driver's own cursor; its rows stream into a structured array."""
+        import numpy as np
+
+        compiled = stmt.compile(dialect=self.engine.dialect,
+                                compile_kwargs={"render_postcompile": True})
+        params: Any = compiled.params
+        if compiled.positional:
+            params = tuple(params[name] for name in compiled.positiontup or ())
+        with self._connection() as conn:
+            try:
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.execute(str(compiled), params)
+                    with _gc_paused():  # a tuple per row: the collector would rescan them
+                        return np.fromiter(cursor, dtype=dtype)  # type: ignore[call-overload]
+                finally:
+                    cursor.close()
+            except conn.dialect.loaded_dbapi.Error as exc:
+                raise self._error("read failed", exc) from None
+
+
+class Ingest:
+    """A batch of writes inside one transaction; see :meth:`Store.ingest`."""
+
+    def __init__(self, store: Store, conn: sa.Connection) -> None:
+        self.store = store
+        self.conn = conn
+        #: symbol -> rows written in this batch
+        self.counts: dict[str, int] = {}
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols written so far, in order."""
+        return list(self.counts)
+
+    @property
+    def rows(self) -> int:
+        """The bars written so far."""
+        return sum(self.counts.values())
+
+    def write(self, bars: Bars, *, progress: Callable[[int], None] | None = None,
+              interval: str | None = None) -> int:
+        """Write ``bars`` (see :meth:`Store.write_bars`) and return the number of rows written."""
+        if len(bars) == 0 or not bars.symbols:
+            return 0
+        label = _interval_for(bars, interval)
+        stamps = bars.index.asi8.tolist()
+        t = bars_table.c
+        insert = _bulk_insert(self.conn)
+        written = 0
+        try:
+            for n, symbol in enumerate(bars.symbols):
+                self.conn.execute(sa.delete(bars_table).where(
+                    t.symbol == symbol, t.interval == label,
+                    t.ts >= stamps[0], t.ts <= stamps[-1]))
+                columns = [bars.values[:, n, f].tolist() for f in range(len(FIELDS))]
+                for a in range(0, len(stamps), _CHUNK):
+                    b = min(a + _CHUNK, len(stamps))
+                    insert(zip(repeat(symbol), repeat(label), stamps[a:b],
+                               *(c[a:b] for c in columns)))
+                    written += b - a
+                    if progress is not None:
+                        progress(b - a)
+                self.counts[symbol] = self.counts.get(symbol, 0) + len(stamps)
+        except self.conn.dialect.loaded_dbapi.Error as exc:
+            raise self.store._error("write failed, nothing was saved", exc) from None
+        return written
+
+
+# ---------------------------------------------------------------------- helpers
+_BAR_COLUMNS = ["symbol", "interval", "ts", *FIELDS]
+#: dialects whose driver's executemany is the fastest bulk insert; others go through
+#: SQLAlchemy's own executemany, which batches rows into multi-row INSERTs where it can
+_EXECUTEMANY_DIALECTS = frozenset({"sqlite"})
+_ROW_DTYPE = [("symbol", "O"), ("ts", "i8"), *((f, "f8") for f in FIELDS)]
+
+
+def _bulk_insert(conn: sa.Connection) -> Callable[[Iterable[tuple[Any, ...]]], None]:
+    """A function inserting rows of ``_BAR_COLUMNS`` in the connection's transaction."""
+    insert = bars_table.insert()
+    if conn.dialect.name in _EXECUTEMANY_DIALECTS:
+        compiled = insert.compile(dialect=conn.dialect)
+        if compiled.positional and list(compiled.positiontup or ()) == _BAR_COLUMNS:
+            sql = str(compiled)
+
+            def driver(rows: Iterable[tuple[Any, ...]]) -> None:
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.executemany(sql, rows)  # type: ignore[arg-type]  # any iterable works
+                finally:
+                    cursor.close()
+
+            return driver
+
+    def portable(rows: Iterable[tuple[Any, ...]]) -> None:
+        conn.execute(insert, [dict(zip(_BAR_COLUMNS, row, strict=True)) for row in rows])
+
+    return portable
+
+
+def _interval_for(bars: Bars, interval: str | None) -> str:
+    if bars.index.tz is None:
+        if interval not in (None, "1d"):
+            raise StoreError(f"daily bars are stored at interval '1d', not {interval!r}")
+        stamps = bars.index.asi8
+        off = stamps % _DAY_NS != 0
+        if off.any():
+            raise DataError(f"daily bars must be stamped at midnight (session dates); "
+                            f"found {bars.index[off.argmax()]}")
+        return "1d"
+    if interval == "1d":
+        raise StoreError("interval '1d' is for daily session bars; intraday (UTC) bars need "
+                         "another label such as '24h'")
+    return interval or infer_interval(bars.index)
+
+
+def _bound(value: object, daily: bool, name: str) -> int | None:
+    """``start``/``end`` as epoch nanoseconds in the convention of the interval."""
+    import pandas as pd
+
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"cannot read {value!r} as a date or time", key=name) from None
+    if stamp is pd.NaT:
+        raise ConfigError(f"cannot read {value!r} as a date or time", key=name)
+    if daily:
+        stamp = stamp.tz_localize(None) if stamp.tz is not None else stamp
+    else:
+        stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+    return int(stamp.value)
+
+
+def _frame(stamps: np.ndarray, values: np.ndarray, daily: bool) -> pd.DataFrame:
+    import pandas as pd
+
+    index = pd.DatetimeIndex(stamps, name="date" if daily else "time")
+    if not daily:
+        index = index.tz_localize("UTC")
+    return pd.DataFrame(values, index=index, columns=list(FIELDS), copy=False)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+# ---------------------------------------------------------------------- opening
+def open_store(url: str | None = None, *, config: Any = None) -> Store:
+    """Open (creating if needed) the store at ``url``.
+
+    Args:
+        url: any SQLAlchemy URL; when None, ``RLBRIDGE_DB``, then ``config.store.url``, then
+            ``sqlite:///rlbridge.db`` in the current directory.
+        config: a loaded :class:`~rlbridge.config.Config` (only ``config.store.url`` is read).
+
+    Raises:
+        StoreError: the URL cannot be opened (unknown dialect, missing driver, missing folder,
+            unreadable file, not a database) or its schema is newer than this rlbridge knows.
+            The message names the URL with any password masked.
+    """
+    raw = resolve_url(url, config)
+    shown = mask_url(raw)
+
+    def fail(reason: str) -> StoreError:
+        return StoreError(f"cannot open the store {shown}: {reason}")
+
+    try:
+        parsed = sa.make_url(raw)
+    except Exception:
+        raise fail("not a database URL (expected e.g. sqlite:///rlbridge.db or "
+                   "postgresql://user@host/db)") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
+            and not str(parsed.database).startswith("file:"):
+        folder = os.path.dirname(os.path.abspath(parsed.database))
+        if not os.path.isdir(folder):
+            raise fail(f"the folder {folder} does not exist")
+        if os.path.isdir(parsed.database):
+            raise fail(f"{parsed.database} is a folder, not a database file")
+    try:
+        engine = sa.create_engine(parsed)
+    except sa.exc.NoSuchModuleError:
+        raise fail(f"unknown database dialect {parsed.drivername!r} "
+                   "(SQLAlchemy has no such dialect installed)") from None
+    except ImportError as exc:
+        raise fail(f"the database driver for {parsed.drivername!r} is not installed "
+                   f"({exc})") from None
+    except Exception as exc:  # bad options in the URL
+        raise fail(f"{type(exc).__name__}: {_why(exc, raw)}") from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _on_sqlite_connect)
+    try:
+        try:
+            _prepare(engine)
+        except sa.exc.IntegrityError:  # another process created the schema at the same time
+            _prepare(engine)
+    except StoreError as exc:
+        engine.dispose()
+        raise fail(str(exc)) from None
+    except Exception as exc:  # the driver's errors: not a database, unreadable, refused
+        engine.dispose()
+        raise fail(_why(exc, raw)) from None
+    return Store(engine, raw)
+
+
+def _prepare(engine: sa.Engine) -> None:
+    """Check the schema version, then create what is missing, in one transaction."""
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(meta_table.name):
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+            version = int(row[0]) if row is not None else None
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"its schema version is {version} but this rlbridge knows up to "
+                    f"{SCHEMA_VERSION}; upgrade rlbridge"
+                )
+            if version == SCHEMA_VERSION:
+                return  # every table exists: opening stays cheap (the sql feed opens per run)
+        else:
+            version = None
+        metadata.create_all(conn)
+        if version is None:
+            conn.execute(meta_table.insert().values(key="schema_version",
+                                                    value=str(SCHEMA_VERSION)))
