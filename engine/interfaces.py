@@ -255,27 +255,96 @@ class Feed(Protocol):
 
 @runtime_checkable
 class FeatureTransform(Protocol):
-    """A causal feature: the value at bar t depends on bars 0..t only."""
+    """A causal feature: the value at bar t depends on bars 0..t only.
 
+    ``rlbridge.testing.assert_causal`` checks it: perturbing bars after t changes nothing at or
+    before t.
+    """
+
+    #: the transform's registered name
     name: str
-    #: how many bars before t the value at t reads (0 for a one-bar transform)
+    #: how many bars before t the value at t reads (0 for a one-bar transform); the first
+    #: ``lookback`` rows of ``compute`` may be NaN, later rows must be finite
     lookback: int
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the ``F`` output columns, e.g. ``("log_return_close",)``."""
+        ...
 
     def compute(self, bars: Bars) -> np.ndarray:
         """Return ``[T, N, F]`` float64 features; NaN where the lookback is not yet filled."""
         ...
 
 
+class CostContext:
+    """What a cost model may know when it prices the fills of orders decided at bar ``t``.
+
+    Only data up to and including the decision bar ``t`` is reachable, so no cost model can
+    peek at the bar it fills on.  One context serves a whole run: the simulator (or an engine
+    bridge) moves ``t`` forward; rolling statistics are computed once per run and cached.
+
+    Args:
+        bars: the run's bars.
+        t: the index of the decision bar (fills happen at ``t + 1``).
+    """
+
+    __slots__ = ("bars", "t", "_cache")
+
+    def __init__(self, bars: Bars, t: int = 0) -> None:
+        self.bars = bars
+        self.t = t
+        self._cache: dict[Any, Any] = {}
+
+    def volume(self) -> np.ndarray:
+        """``[N]`` volume (shares) of the decision bar."""
+        return self.bars.values[self.t, :, 4]
+
+    def volatility(self, window: int) -> np.ndarray:
+        """``[N]`` standard deviation of daily log close-to-close returns over the ``window``
+        returns ending at the decision bar (fewer at the start; 0 before two bars exist)."""
+        key = ("volatility", window)
+        table = self._cache.get(key)
+        if table is None:
+            table = self._cache[key] = _rolling_std_of_log_returns(self.bars.close, window)
+        return table[self.t]  # type: ignore[no-any-return]
+
+
+def _rolling_std_of_log_returns(close: np.ndarray, window: int) -> np.ndarray:
+    """``[T, N]``: row t is the sample std of the last ``window`` log returns up to t."""
+    import numpy as np
+
+    returns = np.zeros_like(close)
+    returns[1:] = np.diff(np.log(close), axis=0)
+    csum = np.cumsum(returns, axis=0)
+    csq = np.cumsum(returns * returns, axis=0)
+    t = np.arange(len(close))
+    lo = np.maximum(t - window, 0)  # returns 1..t, at most `window` of them
+    count = (t - lo).astype(float)[:, None]
+    s1 = csum - csum[lo]
+    s2 = csq - csq[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s1 * s1 / count) / (count - 1.0)
+    var[count[:, 0] < 2] = 0.0
+    return np.sqrt(np.clip(var, 0.0, None))
+
+
 @runtime_checkable
 class CostModel(Protocol):
-    """Turns a reference price into a fill price and a commission."""
+    """Turns reference prices into fill prices and commissions, for all assets at once.
 
-    def fill_price(self, symbol: str, quantity: float, price: float, context: Any = None) -> float:
-        """The price actually paid (buys) or received (sells) for ``quantity`` at ``price``."""
+    Arrays are ``[N]`` (one entry per asset; engines pricing one order pass arrays of one).
+    ``quantity`` is signed shares; an entry of 0 means no order for that asset and must get
+    its reference price back and a commission of 0.  The same object drives the simulator,
+    the environment and, through their bridges, backtrader and zipline.
+    """
+
+    def fill_price(self, price: np.ndarray, quantity: np.ndarray, context: CostContext) -> np.ndarray:
+        """The price actually paid (buys, ``>= price``) or received (sells, ``<= price``)."""
         ...
 
-    def commission(self, symbol: str, quantity: float, price: float, context: Any = None) -> float:
-        """The commission, a non-negative amount of cash, for a fill."""
+    def commission(self, price: np.ndarray, quantity: np.ndarray, context: CostContext) -> np.ndarray:
+        """Non-negative commission per asset for trading ``quantity`` at fill ``price``."""
         ...
 
 
