@@ -339,11 +339,15 @@ class CostModel(Protocol):
     the environment and, through their bridges, backtrader and zipline.
     """
 
-    def fill_price(self, price: np.ndarray, quantity: np.ndarray, context: CostContext) -> np.ndarray:
+    def fill_price(
+        self, price: np.ndarray, quantity: np.ndarray, context: CostContext
+    ) -> np.ndarray:
         """The price actually paid (buys, ``>= price``) or received (sells, ``<= price``)."""
         ...
 
-    def commission(self, price: np.ndarray, quantity: np.ndarray, context: CostContext) -> np.ndarray:
+    def commission(
+        self, price: np.ndarray, quantity: np.ndarray, context: CostContext
+    ) -> np.ndarray:
         """Non-negative commission per asset for trading ``quantity`` at fill ``price``."""
         ...
 
