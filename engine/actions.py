@@ -1,0 +1,136 @@
+"""Action mappings: from a policy's raw action to target weights ``[N+1]`` (cash last).
+
+Every mapping checks its input: a NaN or infinite action, or one of the wrong shape, is an
+:class:`ActionError` naming the problem, never a silent trade.
+
+* ``softmax`` (default): ``N+1`` scores in ``[-1, 1]``; weights = softmax(scores x
+  :data:`SOFTMAX_SCALE`), long-only and fully allocated (cash is the last score);
+* ``long_short``: ``N`` weights in ``[-1, 1]``; scaled down when their absolute sum exceeds
+  ``gross_cap``; cash = 1 - sum(weights);
+* ``discrete``: one of sell / hold / buy (0 / 1 / 2) per asset; a buy adds ``trade_step`` to
+  the asset's current weight, a sell removes it (never below 0); when the assets would exceed
+  100 %, they are scaled to fit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .errors import ConfigError, RLBridgeError
+
+#: softmax temperature: scores in [-1, 1] times this can express weights from ~0 to ~1
+SOFTMAX_SCALE = 5.0
+
+ACTIONS = ("softmax", "long_short", "discrete")
+
+
+class ActionError(RLBridgeError):
+    """A policy produced an action that cannot be traded (NaN, infinite, wrong shape)."""
+
+
+class ActionMapping:
+    """Base class: ``mapping(action, current_weights) -> target weights [N+1]``."""
+
+    name = ""
+    #: whether the mapping reads the current weights (only ``discrete`` does)
+    needs_current = False
+
+    def __init__(self, n_assets: int, space: gym.Space[Any]) -> None:
+        self.n = n_assets
+        self.space = space
+        self.shape = space.shape
+
+    def check(self, action: Any) -> np.ndarray:
+        """The action as a new float64 array of the right shape; raises on NaN, inf, shape."""
+        a = np.array(action, dtype=np.float64)
+        if a.shape != self.shape:
+            if a.size == int(np.prod(self.shape)):
+                a = a.reshape(self.shape)  # (1, n) from a batched predict is fine
+            else:
+                raise ActionError(f"{self.name} action must have shape {self.shape}, got "
+                                  f"{a.shape}")
+        if not math.isfinite(float(a.sum())):  # one reduction; NaN and inf both propagate
+            bad = np.flatnonzero(~np.isfinite(a.ravel()))
+            raise ActionError(f"{self.name} action has NaN or infinite values at "
+                              f"{bad.tolist()}: {a.tolist()}")
+        return a
+
+    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Softmax(ActionMapping):
+    name = "softmax"
+
+    def __init__(self, n_assets: int) -> None:
+        super().__init__(n_assets, gym.spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32))
+
+    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+        z = self.check(action)
+        np.clip(z, -1.0, 1.0, out=z)
+        z *= SOFTMAX_SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
+        np.exp(z, out=z)
+        z /= z.sum()
+        return z
+
+
+class LongShort(ActionMapping):
+    name = "long_short"
+
+    def __init__(self, n_assets: int, gross_cap: float) -> None:
+        super().__init__(n_assets, gym.spaces.Box(-1.0, 1.0, (n_assets,), np.float32))
+        self.gross_cap = gross_cap
+
+    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+        w = np.clip(self.check(action), -1.0, 1.0)
+        gross = np.abs(w).sum()
+        if gross > self.gross_cap:
+            w = w * (self.gross_cap / gross)
+        out = np.empty(self.n + 1)
+        out[:-1] = w
+        out[-1] = 1.0 - w.sum()
+        return out
+
+
+class Discrete(ActionMapping):
+    name = "discrete"
+    needs_current = True
+
+    def __init__(self, n_assets: int, trade_step: float) -> None:
+        super().__init__(n_assets, gym.spaces.MultiDiscrete([3] * n_assets))
+        self.trade_step = trade_step
+
+    def check(self, action: Any) -> np.ndarray:
+        a = super().check(action)
+        if ((a != 0) & (a != 1) & (a != 2)).any():
+            raise ActionError(f"discrete actions are 0 (sell), 1 (hold) or 2 (buy), got "
+                              f"{a.tolist()}")
+        return a
+
+    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+        assert current is not None  # needs_current: the environment passes the weights
+        w = np.maximum(current[:-1] + (self.check(action) - 1.0) * self.trade_step, 0.0)
+        total = w.sum()
+        if total > 1.0:
+            w = w / total
+        out = np.empty(self.n + 1)
+        out[:-1] = w
+        out[-1] = 1.0 - w.sum()
+        return out
+
+
+def make_action_mapping(name: str, n_assets: int, *, gross_cap: float = 1.0,
+                        trade_step: float = 0.1) -> ActionMapping:
+    """The mapping called ``name`` for ``n_assets`` assets."""
+    if name == "softmax":
+        return Softmax(n_assets)
+    if name == "long_short":
+        return LongShort(n_assets, gross_cap)
+    if name == "discrete":
+        return Discrete(n_assets, trade_step)
+    raise ConfigError(f"unknown action mapping {name!r}; valid: {', '.join(ACTIONS)}",
+                      key="env.actions")
