@@ -44,22 +44,28 @@ class ActionMapping:
         self.space = space
         self.shape = space.shape
 
-    def check(self, action: Any) -> np.ndarray:
-        """The action as a new float64 array of the right shape; raises on NaN, inf, shape."""
+    def check(self, action: Any, batch: int | None = None) -> np.ndarray:
+        """The action as a new float64 array of the right shape; raises on NaN, inf, shape.
+
+        ``batch``: the number of environments when the actions of several come at once
+        (shape ``(batch, *shape)``).
+        """
         a = np.array(action, dtype=np.float64)
-        if a.shape != self.shape:
-            if a.size == int(np.prod(self.shape)):
-                a = a.reshape(self.shape)  # (1, n) from a batched predict is fine
+        shape = self.shape if batch is None else (batch, *self.shape)
+        if a.shape != shape:
+            if a.size == int(np.prod(shape)):
+                a = a.reshape(shape)  # (1, n) from a batched predict is fine
             else:
-                raise ActionError(f"{self.name} action must have shape {self.shape}, got "
-                                  f"{a.shape}")
+                raise ActionError(f"{self.name} action must have shape {shape}, got {a.shape}")
         if not math.isfinite(float(a.sum())):  # one reduction; NaN and inf both propagate
             bad = np.flatnonzero(~np.isfinite(a.ravel()))
             raise ActionError(f"{self.name} action has NaN or infinite values at "
                               f"{bad.tolist()}: {a.tolist()}")
         return a
 
-    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+    def __call__(self, action: Any, current: np.ndarray | None,
+                 batch: int | None = None) -> np.ndarray:
+        """Target weights ``[..., N+1]`` (cash last) for ``action``; ``current`` is ``[..., N+1]``."""
         raise NotImplementedError
 
 
@@ -69,12 +75,13 @@ class Softmax(ActionMapping):
     def __init__(self, n_assets: int) -> None:
         super().__init__(n_assets, gym.spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32))
 
-    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
-        z = self.check(action)
+    def __call__(self, action: Any, current: np.ndarray | None,
+                 batch: int | None = None) -> np.ndarray:
+        z = self.check(action, batch)
         np.clip(z, -1.0, 1.0, out=z)
         z *= SOFTMAX_SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
         np.exp(z, out=z)
-        z /= z.sum()
+        z /= z.sum(axis=-1, keepdims=True)
         return z
 
 
@@ -85,15 +92,12 @@ class LongShort(ActionMapping):
         super().__init__(n_assets, gym.spaces.Box(-1.0, 1.0, (n_assets,), np.float32))
         self.gross_cap = gross_cap
 
-    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
-        w = np.clip(self.check(action), -1.0, 1.0)
-        gross = np.abs(w).sum()
-        if gross > self.gross_cap:
-            w = w * (self.gross_cap / gross)
-        out = np.empty(self.n + 1)
-        out[:-1] = w
-        out[-1] = 1.0 - w.sum()
-        return out
+    def __call__(self, action: Any, current: np.ndarray | None,
+                 batch: int | None = None) -> np.ndarray:
+        w = np.clip(self.check(action, batch), -1.0, 1.0)
+        gross = np.abs(w).sum(axis=-1, keepdims=True)
+        w *= self.gross_cap / np.maximum(gross, self.gross_cap)  # scale down only above the cap
+        return _with_cash(w)
 
 
 class Discrete(ActionMapping):
@@ -104,23 +108,28 @@ class Discrete(ActionMapping):
         super().__init__(n_assets, gym.spaces.MultiDiscrete([3] * n_assets))
         self.trade_step = trade_step
 
-    def check(self, action: Any) -> np.ndarray:
-        a = super().check(action)
+    def check(self, action: Any, batch: int | None = None) -> np.ndarray:
+        a = super().check(action, batch)
         if ((a != 0) & (a != 1) & (a != 2)).any():
             raise ActionError(f"discrete actions are 0 (sell), 1 (hold) or 2 (buy), got "
                               f"{a.tolist()}")
         return a
 
-    def __call__(self, action: Any, current: np.ndarray | None) -> np.ndarray:
+    def __call__(self, action: Any, current: np.ndarray | None,
+                 batch: int | None = None) -> np.ndarray:
         assert current is not None  # needs_current: the environment passes the weights
-        w = np.maximum(current[:-1] + (self.check(action) - 1.0) * self.trade_step, 0.0)
-        total = w.sum()
-        if total > 1.0:
-            w = w / total
-        out = np.empty(self.n + 1)
-        out[:-1] = w
-        out[-1] = 1.0 - w.sum()
-        return out
+        step = (self.check(action, batch) - 1.0) * self.trade_step
+        w = np.maximum(current[..., :-1] + step, 0.0)
+        w /= np.maximum(w.sum(axis=-1, keepdims=True), 1.0)  # assets fit in 100 %
+        return _with_cash(w)
+
+
+def _with_cash(w: np.ndarray) -> np.ndarray:
+    """``[..., N+1]``: the asset weights and, last, the cash that is left."""
+    out = np.empty((*w.shape[:-1], w.shape[-1] + 1))
+    out[..., :-1] = w
+    out[..., -1] = 1.0 - w.sum(axis=-1)
+    return out
 
 
 def make_action_mapping(name: str, n_assets: int, *, gross_cap: float = 1.0,

@@ -27,7 +27,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError, UnknownNameError
 from .options import build
@@ -68,6 +68,21 @@ class FeaturesConfig:
     window: int = 60
     transforms: tuple[TransformSpec, ...] = field(
         default=(), metadata={"type": "a list of names or tables"})
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """``[env]``: how the training environment turns actions into trades and rewards."""
+
+    actions: Literal["softmax", "long_short", "discrete"] = "softmax"
+    gross_cap: float = 1.0
+    trade_step: float = 0.1
+    drawdown_penalty: float = 0.0
+    turnover_penalty: float = 0.0
+    random_start: bool = False
+    episode_length: int | None = None
+    fractional: bool = True
+    fill_at: Literal["open", "close"] = "open"
 
 
 @dataclass(frozen=True)
@@ -156,6 +171,7 @@ class _Table:
 TABLES: Mapping[str, _Table] = types.MappingProxyType({
     "data": _Table(DataConfig, "feed", "feeds", "options"),
     "features": _Table(FeaturesConfig),
+    "env": _Table(EnvConfig),
     "costs": _Table(CostsConfig, "model", "costs", "options"),
     "policy": _Table(PolicyConfig, "algo", "policies", "options"),
     "train": _Table(TrainConfig),
@@ -179,6 +195,7 @@ class Config:
     path: Path | None = None
     data: DataConfig | None = None
     features: FeaturesConfig | None = None
+    env: EnvConfig | None = None
     costs: CostsConfig | None = None
     policy: PolicyConfig | None = None
     train: TrainConfig | None = None
@@ -441,6 +458,7 @@ class _Loader:
                     raise self.error(f"{symbol!r} is listed twice", key=f"data.symbols[{i}]")
         positive = {
             FeaturesConfig: ("window",),
+            EnvConfig: ("gross_cap", "trade_step", "episode_length"),
             TrainConfig: ("timesteps", "threads", "checkpoint_every"),
             BacktestConfig: ("cash",),
             RiskConfig: ("max_position_weight", "max_gross_exposure", "max_order_notional",
@@ -457,6 +475,14 @@ class _Loader:
                     raise self.error(
                         f"is a fraction of portfolio value (0.1 = 10%), at most 1; got {value!r}",
                         key=f"risk.{key}")
+        if isinstance(table, EnvConfig):
+            for key in ("drawdown_penalty", "turnover_penalty"):
+                value = getattr(table, key)
+                if not (value >= 0 and math.isfinite(value)):
+                    raise self.error(f"must be zero or positive, got {value!r}", key=f"env.{key}")
+            if table.episode_length is not None and table.episode_length < 2:
+                raise self.error(f"an episode needs at least 2 steps, got {table.episode_length}",
+                                 key="env.episode_length")
         if isinstance(table, TrainConfig) and table.seed is not None \
                 and not 0 <= table.seed < 2**32:
             raise self.error(f"must be between 0 and 2**32 - 1, got {table.seed}", key="train.seed")

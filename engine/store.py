@@ -8,6 +8,7 @@ in order: the ``url`` argument, ``RLBRIDGE_DB``, ``[store] url`` of the config, 
 Timestamps are ``BIGINT`` nanoseconds since the Unix epoch.  Daily bars (interval ``"1d"``) are
 stored as the session date at midnight and read back as a tz-naive index; every other interval is
 UTC and read back as a UTC index: the conventions of :class:`~rlbridge.interfaces.Bars`.
+The tables and the schema version live in :mod:`rlbridge.schema`; this module re-exports them.
 
 Bulk paths avoid per-row Python work beyond what the database driver itself needs: inserts go
 through the driver's ``executemany`` inside the SQLAlchemy transaction, reads are one ordered
@@ -16,7 +17,6 @@ through the driver's ``executemany`` inside the SQLAlchemy transaction, reads ar
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
 import os
 import threading
@@ -30,6 +30,19 @@ import sqlalchemy as sa
 
 from .errors import ConfigError, DataError, StoreError
 from .interfaces import FIELDS, Bars
+from .schema import (
+    SCHEMA_VERSION,
+    bars_table,
+    equity_table,
+    fills_table,
+    ingests_table,
+    meta_table,
+    metadata,
+    models_table,
+    orders_table,
+    prepare_schema,
+    runs_table,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,90 +61,6 @@ ENV_VAR = "RLBRIDGE_DB"
 
 _DAY_NS = 86_400 * 10**9
 _CHUNK = 10_000  # rows per executemany call: the progress callback's granularity
-
-# ---------------------------------------------------------------------- schema
-#: The schema version this code writes; a store with a newer one is refused.
-SCHEMA_VERSION = 1
-
-metadata = sa.MetaData()
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _c(name: str, type_: Any, *args: Any, null: bool = False, **kw: Any) -> sa.Column[Any]:
-    return sa.Column(name, type_, *args, nullable=null, **kw)
-
-
-def _created() -> sa.Column[Any]:
-    return _c("created_at", sa.DateTime(timezone=True), default=_now)
-
-
-_ID, _RUN, _SYMBOL = sa.String(64), sa.String(64), sa.String(64)
-_TS = sa.BigInteger  # epoch nanoseconds: UTC, or the session date at midnight for daily bars
-
-meta_table = sa.Table(
-    "meta", metadata, _c("key", sa.String(64), primary_key=True), _c("value", sa.Text))
-
-bars_table = sa.Table(
-    "bars", metadata,
-    _c("symbol", _SYMBOL, primary_key=True), _c("interval", sa.String(16), primary_key=True),
-    _c("ts", _TS, primary_key=True), *(_c(f, sa.Double) for f in FIELDS),
-    sqlite_with_rowid=False,  # clustered on the key: a symbol's bars lie together, in order
-)
-
-ingests_table = sa.Table(
-    "ingests", metadata,
-    _c("id", sa.Integer, primary_key=True, autoincrement=True),
-    _c("feed", sa.String(128), default=""), _c("source", sa.Text, default=""),
-    _c("symbols", sa.JSON), _c("rows", sa.BigInteger), _created(),
-)
-
-runs_table = sa.Table(
-    "runs", metadata,
-    _c("id", _ID, primary_key=True), _c("kind", sa.String(32)),
-    _c("status", sa.String(16), default="running"),
-    _c("config", sa.JSON, null=True), _c("data_hash", sa.String(64), null=True),
-    _c("error", sa.Text, null=True),
-    _c("started_at", sa.DateTime(timezone=True), default=_now),
-    _c("finished_at", sa.DateTime(timezone=True), null=True),
-    sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="runs_status"),
-)
-
-models_table = sa.Table(
-    "models", metadata,
-    _c("id", sa.Integer, primary_key=True, autoincrement=True),
-    _c("run_id", _RUN, sa.ForeignKey("runs.id"), null=True, index=True),
-    _c("algo", sa.String(64)), _c("path", sa.Text), _c("config", sa.JSON, null=True),
-    _c("data_hash", sa.String(64), null=True), _c("versions", sa.JSON, null=True), _created(),
-)
-
-orders_table = sa.Table(
-    "orders", metadata,
-    _c("id", sa.Integer, primary_key=True, autoincrement=True),
-    _c("run_id", _RUN, sa.ForeignKey("runs.id"), index=True),
-    _c("client_order_id", sa.String(128), unique=True), _c("ts", _TS),
-    _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("kind", sa.String(16), default="market"),
-    _c("limit_price", sa.Double, null=True), _c("status", sa.String(32)),
-    _c("reason", sa.Text, null=True), _c("broker_order_id", sa.String(128), null=True),
-    _created(),
-)
-
-fills_table = sa.Table(
-    "fills", metadata,
-    _c("id", sa.Integer, primary_key=True, autoincrement=True),
-    _c("run_id", _RUN, sa.ForeignKey("runs.id"), index=True),
-    _c("order_id", sa.Integer, sa.ForeignKey("orders.id"), null=True), _c("ts", _TS),
-    _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("price", sa.Double),
-    _c("commission", sa.Double, default=0.0),
-)
-
-equity_table = sa.Table(
-    "equity", metadata,
-    _c("run_id", _RUN, sa.ForeignKey("runs.id"), primary_key=True),
-    _c("ts", _TS, primary_key=True), _c("value", sa.Double), _c("cash", sa.Double),
-)
 
 
 # ---------------------------------------------------------------------- URLs
@@ -646,9 +575,9 @@ def open_store(url: str | None = None, *, config: Any = None) -> Store:
         sa.event.listen(engine, "connect", _on_sqlite_connect)
     try:
         try:
-            _prepare(engine)
+            prepare_schema(engine)
         except sa.exc.IntegrityError:  # another process created the schema at the same time
-            _prepare(engine)
+            prepare_schema(engine)
     except StoreError as exc:
         engine.dispose()
         raise fail(str(exc)) from None
@@ -657,25 +586,3 @@ def open_store(url: str | None = None, *, config: Any = None) -> Store:
         raise fail(_why(exc, raw)) from None
     return Store(engine, raw)
 
-
-def _prepare(engine: sa.Engine) -> None:
-    """Check the schema version, then create what is missing, in one transaction."""
-    with engine.begin() as conn:
-        if sa.inspect(conn).has_table(meta_table.name):
-            row = conn.execute(
-                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
-            ).first()
-            version = int(row[0]) if row is not None else None
-            if version is not None and version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"its schema version is {version} but this rlbridge knows up to "
-                    f"{SCHEMA_VERSION}; upgrade rlbridge"
-                )
-            if version == SCHEMA_VERSION:
-                return  # every table exists: opening stays cheap (the sql feed opens per run)
-        else:
-            version = None
-        metadata.create_all(conn)
-        if version is None:
-            conn.execute(meta_table.insert().values(key="schema_version",
-                                                    value=str(SCHEMA_VERSION)))

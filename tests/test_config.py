@@ -395,9 +395,9 @@ def test_wrong_types(pm, mapping, message):
 def test_unknown_table(pm):
     assert error(pm, {"dta": {"feed": "csv"}}) == (
         "agent.toml: [dta]: unknown table 'dta' (did you mean 'data'?); valid tables: data, "
-        "features, costs, policy, train, strategy, backtest, broker, risk, store")
+        "features, env, costs, policy, train, strategy, backtest, broker, risk, store")
     assert error(pm, {"feed": "csv"}) == (
-        "agent.toml: [feed]: unknown table 'feed'; valid tables: data, features, costs, policy, "
+        "agent.toml: [feed]: unknown table 'feed'; valid tables: data, features, env, costs, policy, "
         "train, strategy, backtest, broker, risk, store")
 
 
@@ -622,3 +622,14 @@ def test_data_example_ingests_the_sample_etfs(tmp_path):
         counts = dict(con.execute("SELECT symbol, COUNT(*) FROM bars GROUP BY symbol"))
     # every NYSE session of 2005-2020 for each of the three ETFs
     assert counts == {"SPY": 4028, "AGG": 4028, "XLK": 4028}
+
+
+def test_env_table_values_are_checked(pm):
+    assert error(pm, {"env": {"actions": "discret"}}) == (
+        "agent.toml: [env.actions]: 'discret' is not one of 'softmax', 'long_short', 'discrete'")
+    assert error(pm, {"env": {"turnover_penalty": -0.1}}) == (
+        "agent.toml: [env.turnover_penalty]: must be zero or positive, got -0.1")
+    assert error(pm, {"env": {"episode_length": 1}}) == (
+        "agent.toml: [env.episode_length]: an episode needs at least 2 steps, got 1")
+    assert error(pm, {"env": {"gross_cap": 0}}) == (
+        "agent.toml: [env.gross_cap]: must be a positive number, got 0.0")
