@@ -1,0 +1,153 @@
+"""Many copies of a :class:`~rlbridge.env.PortfolioEnv` stepped at once, as one SB3 ``VecEnv``.
+
+Each copy has its own portfolio, bar and episode; a step runs the same market arithmetic as the
+single environment on ``[K, N]`` arrays (the cost model sees ``[K, N]`` prices and a
+``CostContext`` whose ``t`` is the ``[K]`` vector of decision bars), so stepping 64 copies costs a
+few times one step, not 64.  Episodes reset automatically, SB3-style: the finished copy's last
+observation is in ``infos[k]["terminal_observation"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
+
+from .env import BANKRUPT_REWARD, PortfolioEnv
+from .interfaces import CostContext
+from .market import MIN_ORDER_VALUE, execute, size_to_weights
+
+
+class PortfolioVecEnv(VecEnv):
+    """``n_envs`` copies of ``env`` (its data, costs and options), stepped together.
+
+    Args:
+        env: the environment to copy (not stepped itself).
+        n_envs: how many copies.
+        seed: seeds the random episode starts.
+    """
+
+    def __init__(self, env: PortfolioEnv, n_envs: int, seed: int | None = None) -> None:
+        self.env = env  # before VecEnv.__init__, which reads attributes through get_attr
+        super().__init__(n_envs, env.observation_space, env.action_space)
+        k, n = n_envs, len(env.symbols)
+        self._rng = np.random.default_rng(seed)
+        self._close = env.bars.close
+        self._reference = env.bars.open if env.fill_at == "open" else env.bars.close
+        self._features = env.features
+        self._offsets = np.arange(1 - env.window, 1)
+        self._context = CostContext(env.bars)
+        self.positions = np.zeros((k, n))
+        self.cash = np.full(k, env.initial_cash)
+        self.value = np.full(k, env.initial_cash)
+        self.peak = np.full(k, env.initial_cash)
+        self.t = np.full(k, env.first, dtype=np.int64)
+        self.stop = np.full(k, env.last, dtype=np.int64)
+        self._actions: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ episodes
+    def _restart(self, idx: np.ndarray) -> None:
+        env = self.env
+        length = env.episode_length
+        latest = env.last - 1 if length is None else max(env.first, env.last - length)
+        if env.random_start and latest > env.first:
+            starts = self._rng.integers(env.first, latest + 1, size=len(idx))
+        else:
+            starts = np.full(len(idx), env.first)
+        self.t[idx] = starts
+        self.stop[idx] = env.last if length is None else np.minimum(starts + length, env.last)
+        self.positions[idx] = 0.0
+        self.cash[idx] = env.initial_cash
+        self.value[idx] = env.initial_cash
+        self.peak[idx] = env.initial_cash
+
+    def _weights(self, close: np.ndarray) -> np.ndarray:
+        out = np.empty((self.num_envs, self.positions.shape[1] + 1))
+        np.multiply(self.positions, close, out=out[:, :-1])
+        out[:, -1] = self.cash
+        out /= self.value[:, None]
+        return out
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        rows = self.t[:, None] + self._offsets  # [K, window]
+        return {"features": self._features[rows],
+                "weights": self._weights(self._close[self.t]).astype(np.float32)}
+
+    # ------------------------------------------------------------------ VecEnv API
+    def reset(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+        self._restart(np.arange(self.num_envs))
+        return self._observation()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray,
+                                 list[dict[str, Any]]]:
+        env, k = self.env, self.num_envs
+        t = self.t
+        close = self._close[t]
+        value = self.value
+        current = self._weights(close) if env.mapping.needs_current else None
+        target = env.mapping(self._actions, current, batch=k)
+        quantity = size_to_weights(target[:, :-1], value[:, None], close, self.positions,
+                                   fractional=env.fractional, min_order_value=MIN_ORDER_VALUE)
+        self._context.t = t
+        nxt = t + 1
+        price, commission = execute(quantity, self._reference[nxt], env.cost_model,
+                                    self._context)
+        self.positions += quantity
+        self.cash -= np.einsum("kn,kn->k", quantity, price) + commission.sum(axis=1)
+        new_value = self.cash + np.einsum("kn,kn->k", self.positions, self._close[nxt])
+        self.t = nxt
+        bankrupt = ~(new_value > 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reward = np.log(new_value / value)
+        if env.turnover_penalty:
+            traded = np.einsum("kn,kn->k", np.abs(quantity), price)
+            reward -= env.turnover_penalty * traded / value
+        if env.drawdown_penalty:
+            np.maximum(self.peak, new_value, out=self.peak)
+            reward -= env.drawdown_penalty * (1.0 - new_value / self.peak)
+        reward[bankrupt] = BANKRUPT_REWARD
+        self.value = np.where(bankrupt, 0.0, new_value)
+        truncated = (nxt >= self.stop) & ~bankrupt
+        done = truncated | bankrupt
+        infos: list[dict[str, Any]] = [{} for _ in range(k)]
+        if done.any():
+            finished = np.flatnonzero(done)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                final = self._observation()
+            for i in finished:
+                infos[i]["terminal_observation"] = {key: v[i] for key, v in final.items()}
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            self._restart(finished)
+        return self._observation(), reward.astype(np.float32), done, infos
+
+    def close(self) -> None:
+        return None
+
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:  # type: ignore[override]
+        self._rng = np.random.default_rng(seed)
+        return [seed] * self.num_envs
+
+    def _indices(self, indices: None | int | Iterable[int]) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self.env, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.env, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None,
+                   **kwargs: Any) -> list[Any]:
+        return [getattr(self.env, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False for _ in self._indices(indices)]

@@ -1,0 +1,57 @@
+"""PortfolioVecEnv: K copies stepped at once behave exactly like K PortfolioEnvs."""
+
+import numpy as np
+import pytest
+
+from rlbridge.env import PortfolioEnv
+from rlbridge.vec_env import PortfolioVecEnv
+from tests.test_env import synthetic
+from tests.test_market import Percent
+
+
+@pytest.mark.parametrize("actions", ["softmax", "long_short", "discrete"])
+def test_each_copy_matches_a_single_environment(actions):
+    bars, features = synthetic(days=60, n=3)
+    kwargs = dict(window=3, actions=actions, turnover_penalty=0.1, drawdown_penalty=0.5)
+    cost = Percent(0.001, 7)
+    vec = PortfolioVecEnv(PortfolioEnv(bars, features, cost, **kwargs), 4, seed=0)
+    singles = [PortfolioEnv(bars, features, cost, **kwargs) for _ in range(4)]
+    obs = vec.reset()
+    for k, env in enumerate(singles):
+        single_obs, _ = env.reset()
+        np.testing.assert_array_equal(obs["features"][k], single_obs["features"])
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        batch = np.stack([env.action_space.sample() for env in singles])
+        if actions != "discrete":
+            batch = rng.uniform(-1, 1, batch.shape)
+        obs, rewards, dones, infos = vec.step(batch)
+        for k, env in enumerate(singles):
+            single_obs, reward, terminated, truncated, info = env.step(batch[k])
+            assert rewards[k] == pytest.approx(reward, rel=1e-5, abs=1e-9)  # float32 rewards
+            assert vec.value[k] == pytest.approx(info["value"], rel=1e-12)
+            np.testing.assert_allclose(obs["weights"][k], single_obs["weights"], rtol=1e-5,
+                                       atol=1e-7)
+            np.testing.assert_array_equal(obs["features"][k], single_obs["features"])
+            assert not dones[k]
+
+
+def test_finished_copies_reset_with_their_terminal_observation():
+    bars, features = synthetic(days=100)
+    env = PortfolioEnv(bars, features, Percent(), window=4, random_start=True, episode_length=5)
+    vec = PortfolioVecEnv(env, 3, seed=1)
+    vec.reset()
+    starts = vec.t.copy()
+    action = np.tile(env.action_space.sample(), (3, 1))
+    for step in range(1, 6):
+        obs, rewards, dones, infos = vec.step(action)
+        if step < 5:
+            assert not dones.any()
+    assert dones.all()
+    for k in range(3):
+        terminal = infos[k]["terminal_observation"]
+        np.testing.assert_array_equal(terminal["features"],
+                                      features[starts[k] + 5 - 3:starts[k] + 5 + 1])
+        assert infos[k]["TimeLimit.truncated"] is True
+    assert (vec.value == env.initial_cash).all() and (vec.positions == 0).all()
+    np.testing.assert_array_equal(obs["features"][0], features[vec.t[0] - 3:vec.t[0] + 1])
