@@ -22,6 +22,9 @@ import numpy as np
 
 from .errors import ConfigError, RLBridgeError
 
+_ONE = np.float64(1.0)  # numpy scalars: ufuncs with Python floats convert them on every call
+_MINUS_ONE = np.float64(-1.0)
+
 #: softmax temperature: scores in [-1, 1] times this can express weights from ~0 to ~1
 SOFTMAX_SCALE = 5.0
 
@@ -78,7 +81,8 @@ class Softmax(ActionMapping):
     def __call__(self, action: Any, current: np.ndarray | None,
                  batch: int | None = None) -> np.ndarray:
         z = self.check(action, batch)
-        np.clip(z, -1.0, 1.0, out=z)
+        np.minimum(z, _ONE, out=z)
+        np.maximum(z, _MINUS_ONE, out=z)
         z *= SOFTMAX_SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)

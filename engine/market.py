@@ -107,7 +107,7 @@ class Portfolio:
 
     def value(self, prices: np.ndarray) -> float:
         """Cash plus positions at ``prices``."""
-        return self.cash + float(self.positions @ prices)
+        return float(self.cash + self.positions.dot(prices))
 
     def weights(self, prices: np.ndarray) -> np.ndarray:
         """``[N+1]`` weights of each asset at ``prices``, cash last (all 0 when value is 0)."""
@@ -123,7 +123,7 @@ class Portfolio:
     def apply(self, quantity: np.ndarray, price: np.ndarray, commission: np.ndarray) -> None:
         """Book fills: positions += quantity; cash -= traded value + commission."""
         self.positions += quantity
-        self.cash -= float(quantity @ price) + float(commission.sum())
+        self.cash = float(self.cash - (quantity.dot(price) + commission.sum()))
 
     def copy(self) -> Portfolio:
         return Portfolio(self.symbols, self.cash, self.positions.copy())
