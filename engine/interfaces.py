@@ -303,14 +303,27 @@ class CostContext:
     def volatility(self, window: int) -> np.ndarray:
         """``[N]`` standard deviation of daily log close-to-close returns over the ``window``
         returns ending at the decision bar (fewer at the start; 0 before two bars exist)."""
-        key = ("volatility", window)
+        return self.volatility_table(window)[self.t]  # type: ignore[no-any-return]
+
+    def volatility_table(self, window: int) -> np.ndarray:
+        """``[T, N]``: row t is :meth:`volatility` at decision bar t (computed once per run)."""
+        return self.cached(("volatility", window),
+                           lambda bars: rolling_std_of_log_returns(bars.close, window))
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        """``compute(bars)``, computed on first use and kept for the run under ``key``.
+
+        ``compute`` must be causal row by row (row t reads bars 0..t only): a model reads row
+        ``context.t``.  ``t`` may also be an integer array (one decision bar per copy of a
+        vectorised environment); indexing a table with it gives one row per copy.
+        """
         table = self._cache.get(key)
         if table is None:
-            table = self._cache[key] = _rolling_std_of_log_returns(self.bars.close, window)
-        return table[self.t]  # type: ignore[no-any-return]
+            table = self._cache[key] = compute(self.bars)
+        return table
 
 
-def _rolling_std_of_log_returns(close: np.ndarray, window: int) -> np.ndarray:
+def rolling_std_of_log_returns(close: np.ndarray, window: int) -> np.ndarray:
     """``[T, N]``: row t is the sample std of the last ``window`` log returns up to t."""
     import numpy as np
 

@@ -13,8 +13,10 @@ gets these fixtures without a conftest:
 * ``rlbridge_cli``: runs the ``rlbridge`` command line in-process with the plugins of
   ``rlbridge_pm`` against ``rlbridge_store``: ``result = rlbridge_cli("list", "feeds")``.
 
-and one helper, :func:`register_plugin`, which registers a plugin the way rlbridge loads one
-(recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once).
+and two helpers: :func:`register_plugin`, which registers a plugin the way rlbridge loads one
+(recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once), and
+:func:`assert_causal`, the causality check every feature transform must pass (DESIGN.md
+section 3): ``assert_causal(MyTransform(), sample_bars)``.
 
 Importing this module is cheap (pytest imports it at start-up in every project that has
 rlbridge installed); numpy, pandas and SQLAlchemy are imported inside the fixtures.  Disable it
@@ -24,16 +26,17 @@ with ``pytest -p no:rlbridge``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    import numpy as np
     from click.testing import Result
 
-    from .interfaces import Bars
+    from .interfaces import Bars, FeatureTransform
     from .manager import RLBridgePluginManager
     from .store import Store
 
@@ -41,6 +44,7 @@ __all__ = [
     "SAMPLE_END",
     "SAMPLE_START",
     "SAMPLE_SYMBOLS",
+    "assert_causal",
     "register_plugin",
     "rlbridge_cli",
     "rlbridge_db_url",
@@ -179,3 +183,98 @@ def rlbridge_cli(rlbridge_pm: RLBridgePluginManager, rlbridge_store: Store,
                                   catch_exceptions=False)
 
     return invoke
+
+
+def assert_causal(transform: FeatureTransform, bars: Bars, *,
+                  cuts: Sequence[int] | None = None, seed: int = 0,
+                  truncate: bool = True) -> None:
+    """Assert that ``transform`` is causal on ``bars``: the value at bar t uses bars 0..t only.
+
+    For each cut point t, every bar after t is multiplied by random positive factors (opens,
+    highs, lows and closes by factors between 0.6 and 1.6, highs and lows then widened to
+    contain the open and close; volumes by factors between 0.3 and 3), the features are
+    recomputed, and rows 0..t must be unchanged, to the bit (NaN equals NaN).  With
+    ``truncate`` (the default), the features of bars 0..t alone must also equal rows 0..t:
+    what a live run computes on the history so far is what a backtest computed.
+
+    Args:
+        transform: anything with ``feature_names`` and ``compute(bars) -> [T, N, F]`` (a
+            transform, or a :class:`~rlbridge.features.FeaturePipeline`).
+        bars: the bars to check on, at least 2 rows; a few hundred real bars are plenty.
+        cuts: the rows t to cut after; by default the rows around the transform's
+            ``lookback`` and six rows spread over the series.
+        seed: seed of the random factors.
+        truncate: also compare with the features of the truncated bars.
+
+    Raises:
+        AssertionError: naming the transform, the feature, the symbol and the first row
+            that changed, and the cut that changed it.
+    """
+    import numpy as np
+
+    from .interfaces import Bars
+
+    name = getattr(transform, "name", type(transform).__name__)
+    names = tuple(transform.feature_names)
+    total = len(bars)
+    if total < 2:
+        raise AssertionError(f"assert_causal needs at least 2 bars, got {total}")
+    base = np.asarray(transform.compute(bars), dtype=np.float64)
+    expected = (total, len(bars.symbols), len(names))
+    if base.shape != expected:
+        raise AssertionError(f"transform {name!r} returned shape {base.shape}; expected "
+                             f"[T, N, F] = {expected}")
+    if cuts is None:
+        lookback = int(getattr(transform, "lookback", 0))
+        spread = np.linspace(0, total - 2, 6).astype(int).tolist()
+        cuts = [lookback - 1, lookback, lookback + 1, *spread]
+    cuts = sorted({int(c) for c in cuts if 0 <= int(c) <= total - 2})
+    if not cuts:
+        raise AssertionError(f"no cut point inside the {total} bars (0 .. {total - 2})")
+    rng = np.random.default_rng(seed)
+    for cut in cuts:
+        changed = Bars(bars.index, bars.symbols, _perturb_after(bars.values, cut, rng))
+        _compare(name, names, bars, base, transform.compute(changed), cut,
+                 f"every bar after row {cut} was changed")
+        if truncate:
+            head = Bars(bars.index[:cut + 1], bars.symbols, bars.values[:cut + 1])
+            _compare(name, names, bars, base, transform.compute(head), cut,
+                     f"it was computed on rows 0..{cut} alone")
+
+
+def _perturb_after(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``[T, N, 5]`` bars with every bar after ``cut`` scaled by random factors."""
+    import numpy as np
+
+    out = np.array(values, dtype=np.float64)
+    tail = out[cut + 1:]
+    factors = np.exp(rng.uniform(np.log(0.6), np.log(1.6), size=tail.shape[:2] + (4,)))
+    o, h, lo, c = (tail[..., i] * factors[..., i] for i in range(4))
+    tail[..., 0] = o
+    tail[..., 1] = np.maximum(h, np.maximum(o, c))
+    tail[..., 2] = np.minimum(lo, np.minimum(o, c))
+    tail[..., 3] = c
+    tail[..., 4] *= np.exp(rng.uniform(np.log(0.3), np.log(3.0), size=tail.shape[:2]))
+    return out
+
+
+def _compare(name: str, names: tuple[str, ...], bars: Bars, base: np.ndarray, other: object,
+             cut: int, how: str) -> None:
+    import numpy as np
+
+    from .features import _when
+
+    got = np.asarray(other, dtype=np.float64)
+    if got.ndim != 3 or got.shape[1:] != base.shape[1:] or len(got) <= cut:
+        raise AssertionError(f"transform {name!r} returned shape {got.shape} when {how}; "
+                             f"expected [T, N, F] with F = {base.shape[2]}")
+    was, now = base[:cut + 1], got[:cut + 1]
+    same = (was == now) | (np.isnan(was) & np.isnan(now))
+    if same.all():
+        return
+    row, asset, feature = np.argwhere(~same)[0]
+    raise AssertionError(
+        f"transform {name!r} is not causal: feature {names[feature]!r} for "
+        f"{bars.symbols[asset]} at row {row} ({_when(bars, row)}) changed from "
+        f"{was[row, asset, feature]!r} to {now[row, asset, feature]!r} when {how}; "
+        f"the value at a bar may only use that bar and earlier ones")

@@ -130,7 +130,9 @@ def test_the_feed_and_the_strategy_are_listed(workdir):
     assert gbm["description"].startswith("Simulated daily bars")
     assert {"csv", "sample", "sql"} <= {row["name"] for row in feeds}
     strategies = json.loads(rlbridge(workdir, "list", "strategies", "--json").stdout)
-    assert [(r["name"], r["plugin"]) for r in strategies] == [("momentum_rotation", "gbm")]
+    mine = [(r["name"], r["plugin"]) for r in strategies if r["plugin"] == "gbm"]
+    assert mine == [("momentum_rotation", "gbm")]
+    assert "buy_and_hold" in {r["name"] for r in strategies}  # beside the built-ins
 
 
 def test_ingest_gives_one_bar_per_nyse_session_and_symbol(workdir, seeded):
@@ -188,9 +190,20 @@ def test_the_one_off_plugin_file_loads_with_the_plugin_option(workdir):
     (workdir / "flat_costs.py").write_text(source)
     costs = rlbridge(workdir, "--plugin", "flat_costs.py", "list", "costs", "--json")
     assert costs.returncode == 0, costs.stderr
-    assert json.loads(costs.stdout) == [{
+    mine = [row for row in json.loads(costs.stdout) if row["plugin"] == "flat_costs.py"]
+    assert mine == [{
         "name": "flat_bps", "aliases": [], "plugin": "flat_costs.py",
         "description": "fixed basis points of slippage per fill"}]
+    import numpy as np
+    import rlbridge as rb
+    from rlbridge.config import config_from_mapping
+    from rlbridge.costs import create_cost_model
+    pm = rb.make_plugin_manager(entrypoints=False, plugins=[str(workdir / "flat_costs.py")],
+                                warn=False)
+    model = create_cost_model(config_from_mapping({"costs": {"model": "flat_bps", "bps": 10}},
+                                                  pm=pm).costs, pm)
+    price = model.fill_price(np.array([100.0, 100.0, 100.0]), np.array([5.0, 0.0, -5.0]), None)
+    assert price.tolist() == [100.1, 100.0, 99.9]
     plugins = json.loads(rlbridge(workdir, "--plugin", "flat_costs.py", "plugins", "--json").stdout)
     assert [(p["name"], p["origin"], p["status"]) for p in plugins] == [
         ("flat_costs.py", "--plugin", "ok"), ("gbm", "entry point", "ok")]

@@ -55,3 +55,28 @@ def test_finished_copies_reset_with_their_terminal_observation():
         assert infos[k]["TimeLimit.truncated"] is True
     assert (vec.value == env.initial_cash).all() and (vec.positions == 0).all()
     np.testing.assert_array_equal(obs["features"][0], features[vec.t[0] - 3:vec.t[0] + 1])
+
+
+def test_copies_match_single_environments_with_the_full_built_in_costs():
+    from rlbridge.config import config_from_mapping
+    from rlbridge.costs import create_cost_model
+
+    costs = config_from_mapping({"costs": {"model": "composite", "parts": [
+        {"model": "spread", "bps": 3},
+        {"model": "volatility_slippage", "coefficient": 0.2, "window": 5},
+        {"model": "per_share", "per_share": 0.01, "minimum": 1.0}]}}).costs
+    bars, features = synthetic(days=80, n=4)
+    kwargs = dict(window=3, random_start=False, cash=20_000)
+    vec = PortfolioVecEnv(PortfolioEnv(bars, features, create_cost_model(costs), **kwargs), 3)
+    singles = [PortfolioEnv(bars, features, create_cost_model(costs), **kwargs) for _ in range(3)]
+    vec.reset()
+    for env in singles:
+        env.reset()
+    rng = np.random.default_rng(11)
+    for _ in range(30):
+        batch = rng.uniform(-1, 1, (3, 5))
+        _, rewards, _, _ = vec.step(batch)
+        for k, env in enumerate(singles):
+            _, reward, _, _, info = env.step(batch[k])
+            assert vec.value[k] == pytest.approx(info["value"], rel=1e-12)
+            assert rewards[k] == pytest.approx(reward, rel=1e-5, abs=1e-9)
