@@ -45,6 +45,9 @@ _LAZY = {
     "open_store": "rlbridge.store",
     "load_bars": "rlbridge.data",
     "align": "rlbridge.data",
+    "train": "rlbridge.training",
+    "make_env": "rlbridge.training",
+    "backtest": "rlbridge.backtesting",
 }
 
 __all__ = [
@@ -71,7 +74,10 @@ __all__ = [
     "hookspec",
     "load_bars",
     "load_config",
+    "make_env",
     "make_plugin_manager",
+    "backtest",
+    "train",
     "open_store",
 ]
 
@@ -86,8 +92,10 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from .backtesting import backtest
     from .config import Config, config_from_mapping, load_config
     from .data import align, load_bars
     from .manager import make_plugin_manager
     from .registry import Registries
     from .store import Store, open_store
+    from .training import make_env, train

@@ -68,7 +68,7 @@ class ActionMapping:
 
     def __call__(self, action: Any, current: np.ndarray | None,
                  batch: int | None = None) -> np.ndarray:
-        """Target weights ``[..., N+1]`` (cash last) for ``action``; ``current`` is ``[..., N+1]``."""
+        """Target weights ``[..., N+1]`` (cash last); ``current`` weights are ``[..., N+1]``."""
         raise NotImplementedError
 
 

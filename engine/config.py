@@ -111,6 +111,8 @@ class TrainConfig:
     seed: int | None = None
     threads: int = 1
     checkpoint_every: int | None = None
+    n_envs: int = 1
+    output: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -459,7 +461,7 @@ class _Loader:
         positive = {
             FeaturesConfig: ("window",),
             EnvConfig: ("gross_cap", "trade_step", "episode_length"),
-            TrainConfig: ("timesteps", "threads", "checkpoint_every"),
+            TrainConfig: ("timesteps", "threads", "checkpoint_every", "n_envs"),
             BacktestConfig: ("cash",),
             RiskConfig: ("max_position_weight", "max_gross_exposure", "max_order_notional",
                          "max_orders_per_bar", "max_daily_loss", "max_drawdown"),

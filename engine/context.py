@@ -41,6 +41,7 @@ class RunSpec:
         cost_model: prices every fill.
         features: ``[T, N, F]`` raw (not normalised) features aligned with ``bars``, or None.
         feature_names: the names of the ``F`` features.
+        feature_window: the ``[features] window`` of the config (the observation window).
         params: the strategy's parameters (``ctx.params``).
         fractional: allow fractional shares in ``order_target_weights``.
         fill_at: ``"open"`` or ``"close"`` of the bar after the decision.
@@ -55,6 +56,7 @@ class RunSpec:
     cost_model: CostModel
     features: np.ndarray | None = None
     feature_names: tuple[str, ...] = ()
+    feature_window: int | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     fractional: bool = False
     fill_at: str = "open"
@@ -112,6 +114,16 @@ class SimContext:
             raise KeyError(f"unknown bar field {field!r}; fields are {', '.join(FIELDS)}")
         t = self.sim.t
         return self.spec.bars.values[max(0, t - n + 1):t + 1, :, FIELDS.index(field)]
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the ``F`` features :meth:`features` returns."""
+        return self.spec.feature_names
+
+    @property
+    def feature_window(self) -> int | None:
+        """The configured observation window (``[features] window``), if any."""
+        return self.spec.feature_window
 
     def features(self, n: int) -> np.ndarray:
         """``[n, N, F]`` raw features up to and including the current bar."""
@@ -200,7 +212,9 @@ class EngineOutput:
     error: StrategyError | None = None
 
 
-def strategy_error(strategy: object, when: Any, bar_index: int, exc: BaseException) -> StrategyError:
+def strategy_error(
+    strategy: object, when: Any, bar_index: int, exc: BaseException
+) -> StrategyError:
     """The error a run stops with when ``strategy`` raised at a bar."""
     from .data import format_stamp
 

@@ -194,10 +194,8 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._peak = max(self._peak, new_value)
             reward -= self.drawdown_penalty * (1.0 - new_value / self._peak)
         truncated = nxt >= self._stop
-        weights = np.empty(len(self.symbols) + 1, dtype=np.float32)
-        np.multiply(portfolio.positions, new_close, out=weights[:-1], casting="same_kind")
-        weights[:-1] /= new_value
-        weights[-1] = portfolio.cash / new_value
+        # the same float64 arithmetic as every BarContext's weights, then float32
+        weights = portfolio.weights(new_close, new_value)
         return (self._observation(weights), reward, False, truncated,
                 self._info(traded, float(commission.sum())))
 

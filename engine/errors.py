@@ -102,3 +102,10 @@ class DuplicateNameError(RLBridgeError):
             f"{kind} {name!r} is registered by both plugin {first!r} and plugin {second!r}; "
             f"uninstall or disable one of them (RLBRIDGE_DISABLE_PLUGINS={second})"
         )
+
+
+class NotFoundError(StoreError):
+    """A run, model or other record asked for by id or path is not in the store.
+
+    The message names what was asked for and lists the most recent records that do exist.
+    """

@@ -369,12 +369,13 @@ class CostModel(Protocol):
 class Policy(Protocol):
     """A trained decision rule: observation in, action out."""
 
-    def predict(self, observation: Any, deterministic: bool = True) -> Any:
-        """The action for one observation."""
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[Any, Any]:
+        """``(action, state)`` for an observation; ``state`` carries recurrent policies."""
         ...
 
-    def save(self, path: str) -> None:
-        """Write the policy to ``path``."""
+    def save(self, path: str, metadata: Mapping[str, Any] | None = None) -> Any:
+        """Write the policy (and ``metadata`` beside it) to ``path``."""
         ...
 
 
@@ -393,6 +394,9 @@ class BarContext(Protocol):
     positions: Mapping[str, float]
     weights: Any
     open_orders: Sequence[Order]
+    #: names of the ``F`` features of :meth:`features`, and the configured window
+    feature_names: tuple[str, ...]
+    feature_window: int | None
 
     def history(self, field: str, n: int) -> np.ndarray:
         """The last ``n`` values of ``field`` as ``[n, N]``, oldest first (fewer at the start)."""

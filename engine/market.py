@@ -109,9 +109,13 @@ class Portfolio:
         """Cash plus positions at ``prices``."""
         return float(self.cash + self.positions.dot(prices))
 
-    def weights(self, prices: np.ndarray) -> np.ndarray:
-        """``[N+1]`` weights of each asset at ``prices``, cash last (all 0 when value is 0)."""
-        value = self.value(prices)
+    def weights(self, prices: np.ndarray, value: float | None = None) -> np.ndarray:
+        """``[N+1]`` weights of each asset at ``prices``, cash last (all 0 when value is 0).
+
+        ``value`` saves recomputing :meth:`value` when the caller has it.
+        """
+        if value is None:
+            value = self.value(prices)
         out = np.empty(len(self.symbols) + 1)
         if value == 0.0:
             out[:] = 0.0

@@ -153,6 +153,12 @@ class Store:
         self._raw_url = url
         self._local = threading.local()
 
+    @property
+    def full_url(self) -> str:
+        """The URL with its password, to hand to code that opens the same store (never print
+        it; :attr:`url` is the printable form)."""
+        return self._raw_url
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Release every connection."""

@@ -21,7 +21,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.policies.sb3",
     "rlbridge.plugins.engines.native",
     "rlbridge.strategies.baselines",
+    "rlbridge.strategies.rl_allocation",
     "rlbridge.plugins.commands.config",
     "rlbridge.plugins.commands.data",
     "rlbridge.plugins.commands.demo",
+    "rlbridge.plugins.commands.run",
 )

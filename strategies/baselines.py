@@ -28,13 +28,13 @@ class BuyAndHold(Strategy):
         if ctx.bar_index == 0:
             symbol = self.params.get("symbol") or ctx.symbols[0]
             if symbol not in ctx.symbols:
-                raise ConfigError(f"buy_and_hold symbol {symbol!r} is not among the run's symbols "
-                                  f"{', '.join(ctx.symbols)}", key="strategy.symbol")
+                raise ConfigError(f"buy_and_hold symbol {symbol!r} is not among the run's "
+                                  f"symbols {', '.join(ctx.symbols)}", key="strategy.symbol")
             ctx.order_target_weights({symbol: float(self.params.get("weight", 1.0))})
 
 
 class EqualWeight(Strategy):
-    """Equal weights (``exposure`` in total) in every symbol, rebalanced every ``rebalance`` bars."""
+    """Equal weights (``exposure`` in all) in every symbol, rebalanced every ``rebalance`` bars."""
 
     @dataclass(frozen=True)
     class Config:

@@ -194,7 +194,7 @@ def test_full_config_values_and_types(tmp_path, pm):
     assert config.policy == PolicyConfig(algo="ppo",
                                          options={"learning_rate": 3e-4, "n_steps": 2048})
     assert config.train == TrainConfig(start=dt.date(2008, 1, 1), end=dt.date(2018, 12, 31),
-                                       timesteps=100_000, seed=7, threads=1, checkpoint_every=None)
+                                       timesteps=100_000, seed=7, threads=1, checkpoint_every=None, n_envs=1, output=None)
     assert config.strategy == StrategyConfig(name="rl_allocation", params={"top_k": 2})
     assert config.backtest == BacktestConfig(engine="native", cash=100_000.0,
                                              start=dt.date(2019, 1, 1), end=dt.date(2020, 9, 30),
@@ -221,7 +221,7 @@ def test_to_dict_is_json_with_defaults_and_round_trips(tmp_path, pm):
         "costs": {"model": "percent", "rate": 0.001},
         "policy": {"algo": "ppo", "learning_rate": 3e-4, "n_steps": 2048},
         "train": {"start": "2008-01-01", "end": "2018-12-31", "timesteps": 100_000, "seed": 7,
-                  "threads": 1},
+                  "threads": 1, "n_envs": 1},
         "strategy": {"name": "rl_allocation", "top_k": 2},
         "backtest": {"engine": "native", "cash": 100_000.0, "start": "2019-01-01",
                      "end": "2020-09-30", "benchmark": "SPY"},
@@ -331,7 +331,7 @@ def test_without_a_file_relative_paths_stay_relative(pm):
 def test_misspelt_key(pm):
     assert error(pm, {"train": {"timestep": 5}}) == (
         "agent.toml: [train.timestep]: unknown key 'timestep' (did you mean 'timesteps'?); "
-        "valid keys: start, end, timesteps, seed, threads, checkpoint_every")
+        "valid keys: start, end, timesteps, seed, threads, checkpoint_every, n_envs, output")
 
 
 def test_misspelt_plugin_option_names_file_key_and_both_key_lists(pm):

@@ -1,41 +1,55 @@
-"""`rlbridge demo` on the bundled sample: what it prints is what the files say."""
+"""`rlbridge demo` on the bundled sample: ingest, train, backtest; what it prints is right."""
 
+import math
 import re
+from pathlib import Path
 
-import pandas as pd
+import numpy as np
 from click.testing import CliRunner
 
 from rlbridge import sample_data
 from rlbridge.cli import build_cli
+from rlbridge.config import load_config
 from rlbridge.manager import make_plugin_manager
+from rlbridge.plugins.commands.demo import AGENT
+from rlbridge.runs import get_model, list_runs
+from rlbridge.store import open_store
 
 
-def expected_total_return(symbol, start, end):
-    frame = pd.read_csv(sample_data.path() / f"{symbol}.csv", parse_dates=["Date"], index_col="Date")
-    adj = frame.loc[start:end, "Adj Close"]
-    return adj.iloc[-1] / adj.iloc[0] - 1.0
-
-
-def test_demo_ingests_shows_and_reads_back_the_sample(tmp_path):
+def test_demo_ingests_trains_and_compares_against_baselines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     pm = make_plugin_manager(entrypoints=False, warn=False)
-    result = CliRunner().invoke(build_cli(pm), ["--db", db, "demo", "--symbols", "SPY,AGG"])
+    result = CliRunner().invoke(build_cli(pm), ["--db", db, "demo", "--timesteps", "1024"])
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Ingested 12 symbols, 44,948 bars (2005-01-03 .. 2020-12-31) from feed 'sample'" in out
-    assert re.search(r"XLC\s+1d\s+2018-06-19\s+2020-12-31\s+640\s+0\s+0", out)
-    assert "in-sample 2008-01-01 .. 2018-12-31: 2769 sessions x 2 symbols" in out
-    assert "out-of-sample 2019-01-01 .. 2020-09-30: 441 sessions x 2 symbols" in out
-    # attach each symbol row to the period heading above it
-    rows, period = {}, None
-    for line in out.splitlines():
-        if line.startswith(("in-sample", "out-of-sample")):
-            period = line.split()[0]
-        found = re.match(r"^  (SPY|AGG)\s+total return\s+([+-][\d.]+)%", line)
-        if found:
-            rows[(period, found[1])] = float(found[2]) / 100
-    periods = {"in-sample": sample_data.IN_SAMPLE, "out-of-sample": sample_data.OUT_OF_SAMPLE}
-    assert set(rows) == {(p, s) for p in periods for s in ("SPY", "AGG")}
-    for (period, symbol), value in rows.items():
-        assert abs(value - expected_total_return(symbol, *periods[period])) < 0.0006
-    assert "  feeds      csv, sample, sql" in out
+    assert re.search(r"2,048 steps in [\d.]+ s; policy .*/models/.*/policy\.zip", out)  # one PPO rollout: 512 x 4 envs
+    header = next(line for line in out.splitlines() if line.startswith("Metric"))
+    assert header.split()[1:] == ["PPO", "agent", "Buy", "&", "hold", "SPY", "Equal", "weight"]
+
+    # buy-and-hold SPY by hand: whole shares sized on the first close, filled at the next open
+    bars = sample_data.load(["SPY"], start="2019-01-01", end="2020-09-30")
+    shares = math.trunc(100_000 / bars.close[0, 0])
+    price = bars.open[1, 0]
+    final = 100_000 - shares * price * 1.001 + shares * bars.close[-1, 0]
+    line = next(line for line in out.splitlines() if line.startswith("Final value"))
+    assert line.split()[3] == f"{final:,.2f}"
+
+    store = open_store(db)
+    runs = list_runs(store)
+    assert sorted(r.kind for r in runs) == ["backtest", "backtest", "backtest", "train"]
+    assert all(r.status == "completed" for r in runs)
+    train_run = next(r for r in runs if r.kind == "train")
+    model = get_model(store, 1)
+    assert model.run_id == train_run.id and model.algo == "ppo"
+    assert np.isfinite(float(line.split()[2].replace(",", "")))
+
+
+def test_the_example_config_is_the_demo_agent():
+    example = load_config(Path(__file__).resolve().parent.parent / "examples" / "etf_ppo.toml")
+    expected = {k: v for k, v in AGENT.items() if k not in ("strategy",)}
+    got = {k: v for k, v in example.to_dict().items() if k in expected}
+    for table, values in expected.items():
+        for key, value in values.items():
+            assert got[table][key] == value, f"[{table}] {key}"

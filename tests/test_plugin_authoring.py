@@ -195,6 +195,7 @@ def test_the_one_off_plugin_file_loads_with_the_plugin_option(workdir):
         "name": "flat_bps", "aliases": [], "plugin": "flat_costs.py",
         "description": "fixed basis points of slippage per fill"}]
     import numpy as np
+
     import rlbridge as rb
     from rlbridge.config import config_from_mapping
     from rlbridge.costs import create_cost_model

@@ -1,12 +1,20 @@
 """``rlbridge demo``: the main job on the bundled sample data, from a fresh checkout.
 
-Today it ingests the 12 sample ETFs into the store, shows what the store holds, reads the
-bars back through the ``sql`` feed for the project's in-sample and out-of-sample periods, and
-lists the plugins of every kind.  Training and backtesting join it as they land.
+1. ingest the 12 sample ETFs into the store and check them against the NYSE calendar;
+2. train a small PPO agent on 11 of them (XLC starts in 2018) over the in-sample years
+   2008-2018, reading the bars back from the store;
+3. backtest it out of sample, 2019-01-01 .. 2020-09-30, on the native engine, beside
+   buy-and-hold SPY and a monthly-rebalanced equal weight, and print the comparison;
+4. say where the runs and the model are stored.
+
+The same agent as a config file: ``examples/etf_ppo.toml``.
 """
 
 from __future__ import annotations
 
+import copy
+import sys
+import time
 from typing import Any
 
 import click
@@ -14,60 +22,88 @@ import click
 from rlbridge.cli import App, cli_errors, pass_app
 from rlbridge.hookspecs import hookimpl
 
+#: the demo agent; ``examples/etf_ppo.toml`` holds the same tables (a test keeps them equal)
+AGENT: dict[str, Any] = {
+    "data": {"feed": "sql", "start": "2007-01-01", "end": "2020-09-30",
+             "symbols": ["SPY", "AGG", "XLB", "XLE", "XLF", "XLI", "XLK", "XLP", "XLU", "XLV",
+                         "XLY"]},
+    "features": {"window": 20, "transforms": [
+        {"name": "log_return", "fields": ["close"]}, {"name": "volatility", "window": 20},
+        {"name": "sma_ratio", "windows": [10, 50]}, {"name": "rsi", "window": 14},
+        {"name": "market_volatility", "window": 20}]},
+    "env": {"random_start": True, "episode_length": 252},
+    "costs": {"model": "percent", "rate": 0.001},
+    "policy": {"algo": "ppo", "learning_rate": 0.0003, "n_steps": 512, "batch_size": 256,
+               "n_epochs": 5, "net_arch": [64, 64]},
+    "train": {"start": "2008-01-01", "end": "2018-12-31", "timesteps": 40_000, "seed": 7,
+              "n_envs": 4},
+    "strategy": {"name": "rl_allocation", "model": "set by the demo after training"},
+    "backtest": {"engine": "native", "cash": 100_000, "start": "2019-01-01", "end": "2020-09-30",
+                 "benchmark": "SPY"},
+}
 
-def _period_table(bars: Any) -> list[tuple[str, float, float]]:
-    """(symbol, total return, annualised volatility) of buy-and-hold over ``bars``."""
-    import numpy as np
 
-    close = bars.close
-    log_returns = np.diff(np.log(close), axis=0)
-    total = close[-1] / close[0] - 1.0
-    vol = log_returns.std(axis=0, ddof=1) * np.sqrt(252.0)
-    return [(s, float(t), float(v)) for s, t, v in zip(bars.symbols, total, vol, strict=True)]
+def _config(app: App, **tables: dict[str, Any]) -> Any:
+    from rlbridge.config import config_from_mapping
+
+    mapping = copy.deepcopy(AGENT)
+    mapping.update(tables)
+    return config_from_mapping(mapping, pm=app.pm)
 
 
 @click.command("demo")
-@click.option("--symbols", default="SPY,AGG,XLK,XLE,XLF,XLV", show_default=True,
-              metavar="A,B,...", help="Sample symbols to read back for the period table.")
+@click.option("--timesteps", type=click.IntRange(min=1000), default=None,
+              help=f"Training steps (default {AGENT['train']['timesteps']:,}).")
 @click.pass_context
 @pass_app
 @cli_errors
-def demo_cmd(app: App, ctx: click.Context, symbols: str) -> None:
-    """Run the demo on the bundled sample ETFs (2005-2020): ingest, inspect, read back."""
-    from rlbridge import sample_data
-    from rlbridge.data import load_bars
-    from rlbridge.plugins.commands.data import ingest_cmd, show_cmd
-    from rlbridge.registry import KINDS
+def demo_cmd(app: App, ctx: click.Context, timesteps: int | None) -> None:
+    """Run the demo on the bundled sample ETFs: ingest, train PPO, backtest against baselines."""
+    from pathlib import Path
 
+    from rlbridge.backtesting import backtest
+    from rlbridge.metrics import format_table
+    from rlbridge.plugins.commands.data import ingest_cmd
+    from rlbridge.training import train
+
+    started = time.perf_counter()
     click.secho("1. Ingest the bundled sample into the store", bold=True)
     ctx.invoke(ingest_cmd, feed="sample")
-
-    click.secho("\n2. What the store holds, checked against the NYSE calendar", bold=True)
-    ctx.invoke(show_cmd)
-
-    wanted = tuple(s.strip().upper() for s in symbols.split(",") if s.strip())
     store = app.store()
-    click.secho("\n3. Read back through the sql feed: buy-and-hold per period", bold=True)
-    for label, (start, end) in (("in-sample", sample_data.IN_SAMPLE),
-                                ("out-of-sample", sample_data.OUT_OF_SAMPLE)):
-        bars = load_bars(_sql_config(wanted), app.pm, start=start, end=end,
-                         store_url=store.engine.url.render_as_string(hide_password=False))
-        click.echo(f"{label} {start} .. {end}: {len(bars)} sessions x {len(bars.symbols)} symbols "
-                   f"(data hash {bars.digest()[:12]})")
-        for symbol, total, vol in _period_table(bars):
-            click.echo(f"  {symbol:<4}  total return {total:+8.1%}   annual volatility {vol:6.1%}")
 
-    click.secho("\n4. Plugins, by kind (rlbridge list KIND)", bold=True)
-    for kind in KINDS:
-        names = app.registries[kind].names()
-        click.echo(f"  {kind:<10} {', '.join(names) if names else '(none yet)'}")
-    click.echo(f"\nThe store is {store.url}; explore it with `rlbridge data show`.")
+    budget = timesteps or AGENT["train"]["timesteps"]
+    click.secho(f"\n2. Train PPO on {len(AGENT['data']['symbols'])} ETFs, "
+                f"{AGENT['train']['start']} .. {AGENT['train']['end']} ({budget:,} steps)",
+                bold=True)
+    train_table = {**AGENT["train"], "timesteps": budget, "output": str(Path.cwd() / "models")}
+    trained = train(_config(app, train=train_table), app.pm, store=store,
+                    progress=sys.stdout.isatty())
+    click.echo(f"   {trained.timesteps:,} steps in {trained.seconds:.1f} s; policy "
+               f"{trained.path}")
 
+    start, end = AGENT["backtest"]["start"], AGENT["backtest"]["end"]
+    click.secho(f"\n3. Backtest out of sample, {start} .. {end}, native engine", bold=True)
+    contenders = {
+        "PPO agent": {"name": "rl_allocation", "model": str(trained.path)},
+        "Buy & hold SPY": {"name": "buy_and_hold", "symbol": "SPY"},
+        "Equal weight": {"name": "equal_weight", "rebalance": 21},
+    }
+    table, runs = {}, {}
+    for label, strategy in contenders.items():
+        result = backtest(_config(app, strategy=strategy), pm=app.pm, store=store)
+        table[label] = {k: v for k, v in result.metrics.items()
+                        if k in ("total_return", "annual_return", "annual_volatility", "sharpe",
+                                 "sortino", "max_drawdown", "turnover", "costs_paid",
+                                 "final_value")}
+        runs[label] = result.run_id
+    click.echo(format_table(table))
 
-def _sql_config(symbols: tuple[str, ...]) -> Any:
-    from rlbridge.config import config_from_mapping
-
-    return config_from_mapping({"data": {"feed": "sql", "symbols": list(symbols)}})
+    click.secho("\n4. Where it is", bold=True)
+    click.echo(f"   store: {store.url}")
+    click.echo(f"   training run {trained.run_id}, model {trained.model_id}: {trained.path}")
+    for label, run_id in runs.items():
+        click.echo(f"   backtest run {run_id}: {label}")
+    click.echo(f"\nDone in {time.perf_counter() - started:.0f} s.")
 
 
 @hookimpl

@@ -6,7 +6,8 @@ orders filled at the next open through the cost model, the ledger of :mod:`rlbri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from rlbridge.hookspecs import hookimpl
 
@@ -20,8 +21,22 @@ class NativeEngine:
 
     name = "native"
 
-    def __init__(self, config: Any = None) -> None:
-        self.config = config
+    @dataclass(frozen=True)
+    class Config:
+        """``[backtest]`` options every engine takes.
+
+        Attributes:
+            fractional: let ``order_target_weights`` trade fractional shares (default: whole
+                shares, truncated toward zero).
+            fill_at: fill market orders at the ``open`` (default) or the ``close`` of the bar
+                after the decision.
+        """
+
+        fractional: bool = False
+        fill_at: Literal["open", "close"] = "open"
+
+    def __init__(self, config: NativeEngine.Config | None = None) -> None:
+        self.config = config if config is not None else NativeEngine.Config()
 
     def run(self, strategy: Strategy, bars: Bars, config: RunSpec) -> EngineOutput:
         """Run ``strategy`` over ``config.start .. config.end`` of ``bars``."""
@@ -47,8 +62,8 @@ class NativeEngine:
             cash[i] = sim.portfolio.cash
             positions[i] = sim.portfolio.positions
 
+        strategy.start(ctx)  # a setup error (bad params, a mismatched model) is raised as is
         try:
-            strategy.start(ctx)
             mark(0)
             strategy.on_bar(ctx)
             for i in range(1, count):

@@ -1,1 +1,1 @@
-"""Built-in policies plugins."""
+"""Built-in policy plugins: the stable-baselines3 and sb3-contrib algorithms by name."""

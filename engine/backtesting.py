@@ -1,0 +1,230 @@
+"""``rlbridge.backtest(config, engine=...)``: run a config's strategy in an engine and record it.
+
+One function behind ``rlbridge backtest`` and notebooks alike: it loads the bars (with the
+history before ``[backtest] start`` the strategy may read), computes the raw features, builds
+the cost model, the strategy and the engine from their registries, runs, computes the metrics
+and records the run (config, equity, orders, fills) in the store.  A strategy that fails keeps
+what was recorded, marks the run failed and raises :class:`~rlbridge.context.StrategyError`
+naming the bar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from .config import Config
+    from .context import EngineOutput, Rejection
+    from .interfaces import Bars, Fill, Order
+    from .manager import RLBridgePluginManager
+    from .store import Store
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """The outcome of one backtest.
+
+    Attributes:
+        run_id: the run's id in the store (None when not recorded).
+        engine, strategy: the names that ran.
+        equity: portfolio value at each close, indexed by session date (or UTC time).
+        cash: cash at each close.
+        weights: ``[T, N+1]`` weights at each close (cash last) as a DataFrame.
+        fills, orders, rejections: what traded, what was asked, what the risk check refused.
+        metrics: :func:`rlbridge.metrics.performance` of the equity curve.
+        final_value: the last equity value.
+    """
+
+    run_id: str | None
+    engine: str
+    strategy: str
+    equity: pd.Series
+    cash: pd.Series
+    weights: pd.DataFrame
+    fills: list[Fill]
+    orders: list[Order]
+    rejections: list[Rejection]
+    metrics: dict[str, float]
+    final_value: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` form: run id, engine, strategy, final value, metrics, trade counts."""
+        return {"run_id": self.run_id, "engine": self.engine, "strategy": self.strategy,
+                "final_value": self.final_value, "metrics": self.metrics,
+                "fills": len(self.fills), "orders": len(self.orders),
+                "rejections": [{"symbol": r.order.symbol, "quantity": r.order.quantity,
+                                "reason": r.reason} for r in self.rejections],
+                "start": str(self.equity.index[0].date()) if len(self.equity) else None,
+                "end": str(self.equity.index[-1].date()) if len(self.equity) else None}
+
+
+def decision_range(bars: Bars, start: Any, end: Any, *, what: str = "backtest") -> tuple[int, int]:
+    """The bar indices of the first and last bar between ``start`` and ``end`` (inclusive).
+
+    Raises:
+        DataError: the range is empty or outside the bars, naming both ranges.
+    """
+    import numpy as np
+
+    from .data import format_stamp
+
+    index = bars.index
+    lo = 0 if start is None else int(np.searchsorted(index, bars._stamp(start), "left"))
+    hi = (len(bars) if end is None
+          else int(np.searchsorted(index, bars._stamp(end), "right"))) - 1
+    if len(bars) == 0 or lo > hi or hi - lo < 1:
+        span = f"{format_stamp(index[0])} .. {format_stamp(index[-1])}" if len(bars) else "none"
+        raise DataError(f"the {what} range {start or 'start'} .. {end or 'end'} holds "
+                        f"{max(hi - lo + 1, 0)} bar(s) of the data ({span}); it needs at least 2",
+                        source=f"[{what}]")
+    return lo, hi
+
+
+def backtest(
+    config: Config,
+    engine: str | None = None,
+    pm: RLBridgePluginManager | None = None,
+    *,
+    store: Store | None = None,
+    record: bool = True,
+    bars: Bars | None = None,
+) -> BacktestResult:
+    """Run ``config``'s strategy over ``[backtest] start .. end`` with ``engine``.
+
+    Args:
+        config: needs ``[data]``, ``[strategy]`` and ``[backtest]``; ``[costs]`` (default: no
+            costs), ``[features]`` (for strategies that read features) and ``[risk]`` are used
+            when present.
+        engine: overrides ``[backtest] engine``.
+        pm: the plugin manager (default: a new one).
+        store: where the run is recorded (default: :func:`rlbridge.store.open_store`).
+        record: record the run in the store.
+        bars: use these bars instead of loading them through the configured feed.
+
+    Raises:
+        ConfigError: a missing table; an unknown engine, strategy or cost model.
+        DataError: the backtest range is outside the data.
+        StrategyError: the strategy raised; the run is recorded as failed first.
+    """
+    import pandas as pd
+
+    from .context import RunSpec
+    from .costs import create_cost_model
+    from .data import load_bars
+    from .metrics import performance
+
+    if pm is None:
+        from .manager import make_plugin_manager
+
+        pm = make_plugin_manager(warn=False)
+    for table in ("data", "strategy", "backtest"):
+        if getattr(config, table) is None:
+            raise ConfigError(f"a backtest needs a [{table}] table", path=config.path, key=table)
+    settings = config.backtest
+    assert settings is not None and config.strategy is not None
+    engine_name = engine or settings.engine
+    registries = pm.registries
+    runner = registries["engines"].create(engine_name, settings.options, where="backtest",
+                                          path=config.path)
+    strategy = registries["strategies"].create(config.strategy.name, config.strategy.params,
+                                               where="strategy", path=config.path)
+    if record and store is None:
+        from .store import open_store
+
+        store = open_store(config=config)
+    if bars is None:
+        bars = load_bars(config, pm, store_url=None if store is None else store.full_url)
+    start, end = decision_range(bars, settings.start, settings.end)
+    features, names = None, ()
+    if config.features is not None and config.features.transforms:
+        from .features import FeaturePipeline
+
+        pipeline = FeaturePipeline.from_config(config.features, pm, path=config.path)
+        features, names = pipeline.compute(bars), pipeline.feature_names
+    engine_options = getattr(runner, "config", None)
+
+    def check_order(order: Order, ctx: Any) -> str | None:
+        ctx.risk = config.risk
+        return pm.hook.check_order(order=order, context=ctx)  # type: ignore[no-any-return]
+
+    spec = RunSpec(
+        bars=bars, start=start, end=end, cash=settings.cash,
+        cost_model=create_cost_model(config.costs, pm, path=config.path),
+        features=features, feature_names=tuple(names), params=config.strategy.params,
+        feature_window=None if config.features is None else config.features.window,
+        fractional=bool(getattr(engine_options, "fractional", False)),
+        fill_at=str(getattr(engine_options, "fill_at", "open")),
+        check_order=check_order,
+    )
+    run = None
+    if record:
+        from .runs import start_run
+
+        run = start_run(store, "backtest", config, bars.digest())  # type: ignore[arg-type]
+        pm.hook.before_run(run=run)
+    spec = dataclasses.replace(spec, on_fill=(lambda fill: pm.hook.after_fill(run=run, fill=fill)))
+    try:
+        output = runner.run(strategy, bars, spec)
+    except BaseException as exc:  # the strategy could not start: the run failed before bar 0
+        if run is not None:
+            from .runs import error_text, finish_run
+
+            run = finish_run(store, run, "failed", error_text(exc))  # type: ignore[arg-type]
+            pm.hook.on_run_error(run=run, error=exc)
+        raise
+    index = output.index
+    equity = pd.Series(output.equity, index=index, name="equity")
+    cash = pd.Series(output.cash, index=index, name="cash")
+    close = bars.close[start:start + len(index)]
+    weights = _weights(output, close, bars.symbols)
+    if run is not None:
+        _record(store, run, output)
+    if output.error is not None:
+        if run is not None:
+            from .runs import finish_run
+
+            run = finish_run(store, run, "failed", str(output.error))  # type: ignore[arg-type]
+            pm.hook.on_run_error(run=run, error=output.error)
+        raise output.error
+    metrics = performance(equity, fills=output.fills) if len(equity) > 1 else {}
+    result = BacktestResult(
+        run_id=None if run is None else run.id, engine=engine_name, strategy=config.strategy.name,
+        equity=equity, cash=cash, weights=weights, fills=output.fills, orders=output.orders,
+        rejections=output.rejections, metrics=metrics,
+        final_value=float(equity.iloc[-1]) if len(equity) else float(settings.cash),
+    )
+    if run is not None:
+        from .runs import finish_run
+
+        run = finish_run(store, run, "completed")  # type: ignore[arg-type]
+        pm.hook.after_run(run=run, result=result)
+    return result
+
+
+def _weights(output: EngineOutput, close: np.ndarray, symbols: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
+    held = output.positions * close
+    frame = pd.DataFrame(held / output.equity[:, None], index=output.index, columns=list(symbols))
+    frame["cash"] = output.cash / output.equity
+    return frame
+
+
+def _record(store: Any, run: Any, output: EngineOutput) -> None:
+    from .runs import record_equity, record_fills, record_orders
+
+    record_equity(store, run, output.index, output.equity, output.cash)
+    if output.orders:
+        record_orders(store, run, output.orders)
+    if output.fills:
+        record_fills(store, run, output.fills)
+    for rejection in output.rejections:
+        record_orders(store, run, [rejection.order], status="rejected", reason=rejection.reason)

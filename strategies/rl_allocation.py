@@ -1,0 +1,101 @@
+"""``rl_allocation``: a trained policy as an ordinary strategy.
+
+After each close: the last ``window`` rows of features, normalised with the statistics saved at
+training time, and the current weights form the same observation the training environment
+gave; the policy's action becomes target weights through the same action mapping; the orders
+that reach them fill at the next open.  Whatever the engine, the decisions are the
+environment's.
+
+The policy is checked against the run before the first bar: the symbols (and their order),
+the feature names and the window must be those it was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlbridge.hookspecs import hookimpl
+from rlbridge.interfaces import BarContext, Strategy
+
+
+class RLAllocation(Strategy):
+    """Trade the weights a trained policy asks for.
+
+    Params:
+        model: the saved policy (``NAME``, ``NAME.zip`` or ``NAME.json``, as ``rlbridge
+            train`` wrote it; a relative path is relative to the config file).
+        deterministic: act on the policy's mean action (the default) or sample.
+    """
+
+    @dataclass(frozen=True)
+    class Config:
+        model: Path
+        deterministic: bool = True
+
+    def start(self, ctx: BarContext) -> None:
+        from rlbridge.actions import make_action_mapping
+        from rlbridge.features import Normalizer
+        from rlbridge.policy import TrainedPolicy
+
+        self.policy = TrainedPolicy.load(self.params["model"])
+        meta = self.policy.metadata
+        check_compatible(meta, ctx, str(self.params["model"]))
+        self.window = int(meta["window"])
+        self.normalizer = Normalizer.from_dict(meta["normalizer"])
+        self.mapping = make_action_mapping(meta["actions"], len(ctx.symbols),
+                                           gross_cap=float(meta.get("gross_cap", 1.0)),
+                                           trade_step=float(meta.get("trade_step", 0.1)))
+        self.deterministic = bool(self.params.get("deterministic", True))
+        self.policy.reset()
+
+    def on_bar(self, ctx: BarContext) -> None:
+        import numpy as np
+
+        raw = ctx.features(self.window)
+        if len(raw) < self.window or np.isnan(raw).any():
+            return  # the features' warm-up: no decision before a full, finite window
+        weights = ctx.weights
+        observation = {"features": self.normalizer.apply(raw),
+                       "weights": weights.astype(np.float32)}
+        action = self.policy.act(observation, deterministic=self.deterministic)
+        ctx.order_target_weights(self.mapping(action, weights))
+
+
+def check_compatible(meta: Any, ctx: BarContext, where: str) -> None:
+    """Raise :class:`~rlbridge.policy.PolicyMismatchError` naming what changed since training."""
+    from rlbridge.policy import PolicyMismatchError
+
+    problems = []
+    trained = list(meta.get("symbols", []))
+    if trained != list(ctx.symbols):
+        missing = [s for s in trained if s not in ctx.symbols]
+        extra = [s for s in ctx.symbols if s not in trained]
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"new {', '.join(extra)}" if extra else "",
+            "same symbols in another order" if not missing and not extra else "") if part)
+        problems.append(f"symbols {', '.join(trained)} at training, {', '.join(ctx.symbols)} "
+                        f"now ({detail})")
+    names = list(meta.get("feature_names", []))
+    if names != list(ctx.feature_names):
+        missing = [n for n in names if n not in ctx.feature_names]
+        extra = [n for n in ctx.feature_names if n not in names]
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"new {', '.join(extra)}" if extra else "",
+            "same features in another order" if not missing and not extra else "") if part)
+        problems.append(f"features changed ({detail})")
+    window = meta.get("window")
+    if ctx.feature_window is not None and window != ctx.feature_window:
+        problems.append(f"window {window} at training, {ctx.feature_window} now")
+    if problems:
+        raise PolicyMismatchError(f"policy {where} does not match this run's observation: "
+                                  + "; ".join(problems))
+
+
+@hookimpl
+def register_strategies(register: Any) -> None:
+    register("rl_allocation", RLAllocation,
+             description="a trained RL policy's target weights (rlbridge train), in any engine")
