@@ -60,7 +60,7 @@ class ActionMapping:
                 a = a.reshape(shape)  # (1, n) from a batched predict is fine
             else:
                 raise ActionError(f"{self.name} action must have shape {shape}, got {a.shape}")
-        if not math.isfinite(float(a.sum())):  # one reduction; NaN and inf both propagate
+        if not math.isfinite(np.add.reduce(a, axis=None)):  # NaN and inf both propagate
             bad = np.flatnonzero(~np.isfinite(a.ravel()))
             raise ActionError(f"{self.name} action has NaN or infinite values at "
                               f"{bad.tolist()}: {a.tolist()}")
@@ -85,7 +85,7 @@ class Softmax(ActionMapping):
         np.maximum(z, _MINUS_ONE, out=z)
         z *= SOFTMAX_SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
         np.exp(z, out=z)
-        z /= z.sum(axis=-1, keepdims=True)
+        z /= np.add.reduce(z, axis=-1, keepdims=True)
         return z
 
 

@@ -94,8 +94,20 @@ class RLBridgeGroup(click.Group):
 
 
 def echo_json(payload: Any) -> None:
-    """Print one JSON object (dates and paths as strings)."""
-    click.echo(json.dumps(payload, indent=2, default=str, sort_keys=False))
+    """Print one JSON object (dates and paths as strings, NaN and infinities as null)."""
+    click.echo(json.dumps(_finite(payload), indent=2, default=str, sort_keys=False,
+                          allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plugin_rows(

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 #: the reward when the portfolio's value reaches zero or below: the episode ends there
 BANKRUPT_REWARD = -10.0
 
+_abs = np.abs
+_add_reduce = np.add.reduce
+
 
 class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """A portfolio of ``N`` assets traded once per bar.
@@ -163,41 +166,47 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._stop = self.last if length is None else min(self.t + length, self.last)
         self.portfolio = Portfolio(self.symbols, self.initial_cash)
         self._value = self._peak = self.initial_cash
-        return self._observation(self.portfolio.weights(self._close[self.t])), self._info(0.0, 0.0)
+        return (self._observation(self.portfolio.weights(self._close[self.t])),
+                {"t": self.t, "value": self._value, "traded": 0.0, "commission": 0.0})
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool,
                                                 dict[str, Any]]:
+        # the hot path: the arithmetic is rlbridge.market's (size_to_weights, execute,
+        # Portfolio.apply/value/weights), inlined only where a call would cost time
         t = self.t
         portfolio = self.portfolio
         close = self._close[t]
         value = self._value
-        current = portfolio.weights(close) if self.mapping.needs_current else None
-        target = self.mapping(action, current)
+        mapping = self.mapping
+        target = mapping(action, portfolio.weights(close, value) if mapping.needs_current else None)
         quantity = size_to_weights(target[:-1], value, close, portfolio.positions,
                                    fractional=self.fractional, min_order_value=MIN_ORDER_VALUE)
-        self._context.t = t
+        context = self._context
+        context.t = t
         nxt = t + 1
-        price, commission = execute(quantity, self._reference[nxt], self.cost_model, self._context)
+        price, commission = execute(quantity, self._reference[nxt], self.cost_model, context)
         portfolio.apply(quantity, price, commission)
         new_close = self._close[nxt]
         new_value = portfolio.value(new_close)
         self.t = nxt
         self._value = new_value
-        traded = float(np.abs(quantity) @ price)
-        if new_value <= 0.0 or not math.isfinite(new_value):
+        traded = float(_abs(quantity).dot(price))
+        info = {"t": nxt, "value": new_value, "traded": traded,
+                "commission": float(_add_reduce(commission))}
+        if not new_value > 0.0 or new_value == math.inf:
             return (self._observation(np.zeros(len(self.symbols) + 1)), BANKRUPT_REWARD, True,
-                    False, self._info(traded, float(commission.sum())))
+                    False, info)
         reward = math.log(new_value / value)
         if self.turnover_penalty:
             reward -= self.turnover_penalty * traded / value
         if self.drawdown_penalty:
             self._peak = max(self._peak, new_value)
             reward -= self.drawdown_penalty * (1.0 - new_value / self._peak)
-        truncated = nxt >= self._stop
         # the same float64 arithmetic as every BarContext's weights, then float32
         weights = portfolio.weights(new_close, new_value)
-        return (self._observation(weights), reward, False, truncated,
-                self._info(traded, float(commission.sum())))
+        obs = {"features": self.features[nxt - self.window + 1:nxt + 1].copy(),
+               "weights": weights.astype(np.float32)}
+        return obs, reward, False, nxt >= self._stop, info
 
     # ------------------------------------------------------------------ helpers
     def _observation(self, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -206,9 +215,6 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         # depends on window x N x F, never on the length of the data
         return {"features": self.features[t - self.window + 1:t + 1].copy(),
                 "weights": weights.astype(np.float32, copy=False)}
-
-    def _info(self, traded: float, commission: float) -> dict[str, Any]:
-        return {"t": self.t, "value": self._value, "traded": traded, "commission": commission}
 
     @property
     def value(self) -> float:

@@ -127,7 +127,7 @@ class Portfolio:
     def apply(self, quantity: np.ndarray, price: np.ndarray, commission: np.ndarray) -> None:
         """Book fills: positions += quantity; cash -= traded value + commission."""
         self.positions += quantity
-        self.cash = float(self.cash - (quantity.dot(price) + commission.sum()))
+        self.cash = float(self.cash - (quantity.dot(price) + np.add.reduce(commission)))
 
     def copy(self) -> Portfolio:
         return Portfolio(self.symbols, self.cash, self.positions.copy())

@@ -125,3 +125,11 @@ def test_console_script_plugin_option_adds_a_plugin(tmp_path):
     result = console("--plugin", str(plugin), "list", "feeds")
     assert result.returncode == 0, result.stderr
     assert f"one_off_feed  a feed from a file  [{plugin}]" in result.stdout
+
+
+def test_json_output_has_null_for_nan_and_infinity(capsys):
+    from rlbridge.cli import echo_json
+
+    echo_json({"sharpe": float("nan"), "calmar": float("inf"), "rows": [1.5, float("-inf")]})
+    assert json.loads(capsys.readouterr().out) == {"sharpe": None, "calmar": None,
+                                                   "rows": [1.5, None]}
