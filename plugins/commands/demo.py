@@ -39,7 +39,7 @@ AGENT: dict[str, Any] = {
               "n_envs": 4},
     "strategy": {"name": "rl_allocation", "model": "set by the demo after training"},
     "backtest": {"engine": "native", "cash": 100_000, "start": "2019-01-01", "end": "2020-09-30",
-                 "benchmark": "SPY"},
+                 "benchmark": "SPY", "fractional": True},
 }
 
 
