@@ -63,30 +63,27 @@ class RLAllocation(Strategy):
         ctx.order_target_weights(self.mapping(action, weights))
 
 
+def _difference(trained: list[str], now: list[str], what: str) -> str:
+    """``missing A; new B`` (or ``same WHAT in another order``) between two name lists."""
+    missing = [x for x in trained if x not in now]
+    extra = [x for x in now if x not in trained]
+    parts = [f"missing {', '.join(missing)}" if missing else "",
+             f"new {', '.join(extra)}" if extra else ""]
+    return "; ".join(p for p in parts if p) or f"same {what} in another order"
+
+
 def check_compatible(meta: Any, ctx: BarContext, where: str) -> None:
     """Raise :class:`~rlbridge.policy.PolicyMismatchError` naming what changed since training."""
     from rlbridge.policy import PolicyMismatchError
 
     problems = []
-    trained = list(meta.get("symbols", []))
-    if trained != list(ctx.symbols):
-        missing = [s for s in trained if s not in ctx.symbols]
-        extra = [s for s in ctx.symbols if s not in trained]
-        detail = "; ".join(part for part in (
-            f"missing {', '.join(missing)}" if missing else "",
-            f"new {', '.join(extra)}" if extra else "",
-            "same symbols in another order" if not missing and not extra else "") if part)
-        problems.append(f"symbols {', '.join(trained)} at training, {', '.join(ctx.symbols)} "
-                        f"now ({detail})")
-    names = list(meta.get("feature_names", []))
-    if names != list(ctx.feature_names):
-        missing = [n for n in names if n not in ctx.feature_names]
-        extra = [n for n in ctx.feature_names if n not in names]
-        detail = "; ".join(part for part in (
-            f"missing {', '.join(missing)}" if missing else "",
-            f"new {', '.join(extra)}" if extra else "",
-            "same features in another order" if not missing and not extra else "") if part)
-        problems.append(f"features changed ({detail})")
+    trained, now = list(meta.get("symbols", [])), list(ctx.symbols)
+    if trained != now:
+        problems.append(f"symbols {', '.join(trained)} at training, {', '.join(now)} now "
+                        f"({_difference(trained, now, 'symbols')})")
+    names, current = list(meta.get("feature_names", [])), list(ctx.feature_names)
+    if names != current:
+        problems.append(f"features changed ({_difference(names, current, 'features')})")
     window = meta.get("window")
     if ctx.feature_window is not None and window != ctx.feature_window:
         problems.append(f"window {window} at training, {ctx.feature_window} now")
