@@ -143,12 +143,9 @@ class Bars:
         return Bars(self.index, tuple(wanted), self.values[:, cols, :])
 
     def _stamp(self, when: object) -> pd.Timestamp:
-        import pandas as pd
+        from .data import _stamp  # one conversion rule (and error) for every date bound
 
-        stamp = pd.Timestamp(when)  # type: ignore[arg-type]
-        if self.index.tz is None:
-            return stamp.tz_localize(None) if stamp.tz is not None else stamp
-        return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+        return _stamp(when, self.index)
 
     # ------------------------------------------------------------------ conversions
     def frame(self, symbol: str) -> pd.DataFrame:

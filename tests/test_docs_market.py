@@ -12,6 +12,7 @@ from rlbridge.actions import SOFTMAX_SCALE, make_action_mapping
 from rlbridge.env import BANKRUPT_REWARD, PortfolioEnv
 from rlbridge.market import MIN_ORDER_VALUE, MarketSimulator
 from rlbridge.plugins.costs.percent import PercentCost
+from tests.test_docs_config import tables_in
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = (ROOT / "docs" / "market_model.md").read_text()
@@ -21,21 +22,8 @@ DECISION = BARS.index.get_loc("2019-01-03")
 CASH = 100_000.0
 
 
-def tables():
-    found, current = [], None
-    for line in TEXT.splitlines():
-        if line.startswith("|"):
-            if current is None:
-                current = []
-                found.append(current)
-            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-        else:
-            current = None
-    return found
-
-
 def table(header):
-    (found,) = [t for t in tables() if t[0][0] == header]
+    (found,) = [t for t in tables_in(TEXT) if t[0][0] == header]
     return found[2:]
 
 
