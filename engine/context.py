@@ -2,8 +2,9 @@
 
 :class:`RunSpec` is everything an engine needs to run a strategy the rlbridge way (the bars with
 their history, the decision range, cash, the cost model, the features, the risk check), so every
-engine receives the same thing.  :class:`SimContext` implements the strategy API of DESIGN.md
-section 5 on :class:`~rlbridge.market.MarketSimulator`; the ``native`` engine uses it directly.
+engine receives the same thing.  :class:`EngineContext` implements the strategy API of DESIGN.md
+section 5 once for every engine (each engine supplies its portfolio and its order hand-off);
+:class:`SimContext` is it on :class:`~rlbridge.market.MarketSimulator`, for the ``native`` engine.
 """
 
 from __future__ import annotations
@@ -77,15 +78,22 @@ class Rejection:
     reason: str
 
 
-class SimContext:
-    """The strategy API (DESIGN.md section 5) on a :class:`MarketSimulator`.
+class EngineContext:
+    """The strategy API (DESIGN.md section 5), shared by every engine.
 
-    Orders go to the simulator's pending quantities after the risk check; they fill when the
-    engine steps the simulator to the next bar.
+    Everything that does not depend on where the portfolio lives is here: time and data
+    (``now``, ``bar_index``, ``history``, ``features``), order sizing (``order_target_weights``
+    with :func:`rlbridge.market.size_to_weights` on the decision close, so every engine sizes
+    identically), the risk check, the open-order book and the record of orders and rejections.
+    An engine subclasses it and supplies the portfolio and the order hand-off:
+
+    * :attr:`cash` and :meth:`holdings` (``[N]`` shares held now), read from the engine's broker;
+    * :meth:`_send` (hand one accepted order to the engine);
+    * the engine sets :attr:`t` (the index of the current bar in ``spec.bars``) before each
+      ``on_bar`` and calls :meth:`_filled` once the previous bar's orders have filled.
     """
 
-    def __init__(self, sim: MarketSimulator, spec: RunSpec) -> None:
-        self.sim = sim
+    def __init__(self, spec: RunSpec) -> None:
         self.spec = spec
         self.symbols = spec.bars.symbols
         self.params = spec.params
@@ -93,26 +101,52 @@ class SimContext:
         self.open_orders: list[Order] = []
         self.orders: list[Order] = []
         self.rejections: list[Rejection] = []
+        self._index = {symbol: i for i, symbol in enumerate(self.symbols)}
+        self._close = spec.bars.close
+        self._pending = np.zeros(len(self.symbols))
+        self._t = spec.start
 
-    # ------------------------------------------------------------------ time and data
+    # ------------------------------------------------------------------ engine side
     @property
     def t(self) -> int:
         """The index of the current bar in ``spec.bars``."""
-        return self.sim.t
+        return self._t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        self._t = value
 
     @property
+    def cash(self) -> float:
+        raise NotImplementedError
+
+    def holdings(self) -> np.ndarray:
+        """``[N]`` shares held now, in symbol order."""
+        raise NotImplementedError
+
+    def _send(self, order: Order, asset: int) -> None:
+        """Hand an accepted market order for asset number ``asset`` to the engine."""
+        raise NotImplementedError
+
+    def _filled(self) -> None:
+        """The orders placed at the previous bar have filled: the open-order book is empty."""
+        self.open_orders = []
+        self._pending[:] = 0.0
+
+    # ------------------------------------------------------------------ time and data
+    @property
     def now(self) -> Any:
-        return self.spec.bars.index[self.sim.t]
+        return self.spec.bars.index[self.t]
 
     @property
     def bar_index(self) -> int:
-        return self.sim.t - self.spec.start
+        return self.t - self.spec.start
 
     def history(self, field: str, n: int) -> np.ndarray:
         """``[n, N]`` of ``field`` up to and including the current bar (fewer at the start)."""
         if field not in FIELDS:
             raise KeyError(f"unknown bar field {field!r}; fields are {', '.join(FIELDS)}")
-        t = self.sim.t
+        t = self.t
         return self.spec.bars.values[max(0, t - n + 1):t + 1, :, FIELDS.index(field)]
 
     @property
@@ -129,70 +163,117 @@ class SimContext:
         """``[n, N, F]`` raw features up to and including the current bar."""
         if self.spec.features is None:
             raise RLBridgeError("this run has no features: add a [features] table to the config")
-        t = self.sim.t
+        t = self.t
         return self.spec.features[max(0, t - n + 1):t + 1]
 
     # ------------------------------------------------------------------ portfolio
     @property
-    def cash(self) -> float:
-        return self.sim.portfolio.cash
-
-    @property
     def value(self) -> float:
-        return self.sim.value()
+        """Cash plus holdings at the current close."""
+        return float(self.cash + self.holdings().dot(self._close[self.t]))
 
     def position(self, symbol: str) -> float:
-        return float(self.sim.portfolio.positions[self.sim.index_of(symbol)])
+        return float(self.holdings()[self.index_of(symbol)])
 
     @property
     def positions(self) -> Mapping[str, float]:
-        return dict(zip(self.symbols, self.sim.portfolio.positions.tolist(), strict=True))
+        return dict(zip(self.symbols, self.holdings().tolist(), strict=True))
 
     @property
     def weights(self) -> np.ndarray:
         """``[N+1]`` weights at the current close, cash last."""
-        return self.sim.weights()
+        from .market import portfolio_weights
+
+        return portfolio_weights(self.holdings(), self.cash, self._close[self.t])
+
+    def index_of(self, symbol: str) -> int:
+        """The position of ``symbol`` in :attr:`symbols`."""
+        try:
+            return self._index[symbol]
+        except KeyError:
+            from .market import MarketError
+
+            raise MarketError(f"unknown symbol {symbol!r}; the run trades "
+                              f"{', '.join(self.symbols)}") from None
 
     # ------------------------------------------------------------------ orders
-    def _submit(self, order: Order) -> Order | None:
+    def _submit(self, order: Order, asset: int) -> Order | None:
         check = self.spec.check_order
         reason = check(order, self) if check is not None else None
         if reason:
             self.rejections.append(Rejection(order, str(reason)))
             return None
-        self.sim.order(order.symbol, order.quantity)
+        self._send(order, asset)
+        self._pending[asset] += order.quantity
         self.open_orders.append(order)
         self.orders.append(order)
         return order
 
     def order(self, symbol: str, quantity: float) -> Order | None:
         """A market order for ``quantity`` signed shares; None when the risk check refuses it."""
-        self.sim.index_of(symbol)
-        return self._submit(Order(symbol, float(quantity), created=self.now))
+        from .market import MarketError
+
+        asset = self.index_of(symbol)
+        quantity = float(quantity)
+        if not np.isfinite(quantity):
+            raise MarketError(f"order quantity for {symbol} is {quantity}")
+        return self._submit(Order(symbol, quantity, created=self.now), asset)
 
     def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]
                              | np.ndarray) -> list[Order]:
-        """Orders that move the portfolio to ``weights`` (sized on this bar's close)."""
-        quantity = self.sim.target_quantities(weights)  # type: ignore[arg-type]
-        placed = []
-        for i in np.flatnonzero(quantity):
-            order = self._submit(Order(self.symbols[i], float(quantity[i]), created=self.now))
-            if order is not None:
-                placed.append(order)
-        return placed
+        """Orders that move the portfolio (open orders included) to ``weights``.
+
+        Sized on this bar's close and value, whole shares unless the run is fractional.
+        """
+        from .market import size_to_weights, weight_vector
+
+        target = weight_vector(weights, self.symbols, self._index)
+        held = self.holdings() + self._pending
+        quantity = size_to_weights(target, self.value, self._close[self.t], held,
+                                   fractional=self.spec.fractional)
+        return self._submit_all(quantity)
 
     def close_all(self) -> list[Order]:
-        """Orders that flatten every position (pending orders included)."""
-        held = self.sim.portfolio.positions + self.sim.pending
+        """Orders that flatten every position (open orders included)."""
+        return self._submit_all(-(self.holdings() + self._pending))
+
+    def _submit_all(self, quantity: np.ndarray) -> list[Order]:
         placed = []
-        for i in np.flatnonzero(held):
-            order = self._submit(Order(self.symbols[i], float(-held[i]), created=self.now))
+        for i in np.flatnonzero(quantity):
+            order = self._submit(Order(self.symbols[i], float(quantity[i]), created=self.now), i)
             if order is not None:
                 placed.append(order)
         return placed
 
-    def _filled(self) -> None:
-        self.open_orders = []
+
+class SimContext(EngineContext):
+    """The strategy API on a :class:`~rlbridge.market.MarketSimulator` (the ``native`` engine)."""
+
+    def __init__(self, sim: MarketSimulator, spec: RunSpec) -> None:
+        super().__init__(spec)
+        self.sim = sim
+
+    @property
+    def t(self) -> int:
+        return self.sim.t
+
+    @t.setter
+    def t(self, value: int) -> None:
+        raise AttributeError("the simulator moves the native engine's clock")
+
+    @property
+    def cash(self) -> float:
+        return self.sim.portfolio.cash
+
+    def holdings(self) -> np.ndarray:
+        return self.sim.portfolio.positions
+
+    @property
+    def value(self) -> float:
+        return self.sim.value()
+
+    def _send(self, order: Order, asset: int) -> None:
+        self.sim.order(asset, order.quantity)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,52 @@ def size_to_weights(
     return quantity
 
 
+def portfolio_weights(positions: np.ndarray, cash: float, prices: np.ndarray,
+                      value: float | None = None) -> np.ndarray:
+    """``[N+1]`` weights of ``positions`` and ``cash`` at ``prices``, cash last.
+
+    All 0 when the value is 0.  ``value`` saves recomputing ``cash + positions @ prices``.
+    """
+    if value is None:
+        value = float(cash + positions.dot(prices))
+    out = np.empty(len(positions) + 1)
+    if value == 0.0:
+        out[:] = 0.0
+        return out
+    out[:-1] = positions * prices / value
+    out[-1] = cash / value
+    return out
+
+
+def weight_vector(weights: np.ndarray | Mapping[str, float] | Sequence[float],
+                  symbols: Sequence[str], index: Mapping[str, int] | None = None) -> np.ndarray:
+    """``[N]`` target weights from an array (``N``, or ``N+1`` with cash last) or a mapping.
+
+    Raises:
+        MarketError: an unknown symbol, a wrong shape or a non-finite weight.
+    """
+    n = len(symbols)
+    if isinstance(weights, Mapping):
+        if index is None:
+            index = {symbol: i for i, symbol in enumerate(symbols)}
+        out = np.zeros(n)
+        for symbol, w in weights.items():
+            if symbol not in index:
+                raise MarketError(f"unknown symbol {symbol!r}; the run trades "
+                                  f"{', '.join(symbols)}")
+            out[index[symbol]] = w
+    else:
+        out = np.asarray(weights, dtype=np.float64)
+        if out.shape == (n + 1,):
+            out = out[:-1]
+        if out.shape != (n,):
+            raise MarketError(f"expected {n} weights (or {n + 1} with cash last), "
+                              f"got shape {out.shape}")
+    if not np.isfinite(out).all():
+        raise MarketError(f"target weights must be finite, got {out}")
+    return out
+
+
 def execute(
     quantity: np.ndarray,
     reference: np.ndarray,
@@ -114,15 +160,7 @@ class Portfolio:
 
         ``value`` saves recomputing :meth:`value` when the caller has it.
         """
-        if value is None:
-            value = self.value(prices)
-        out = np.empty(len(self.symbols) + 1)
-        if value == 0.0:
-            out[:] = 0.0
-            return out
-        out[:-1] = self.positions * prices / value
-        out[-1] = self.cash / value
-        return out
+        return portfolio_weights(self.positions, self.cash, prices, value)
 
     def apply(self, quantity: np.ndarray, price: np.ndarray, commission: np.ndarray) -> None:
         """Book fills: positions += quantity; cash -= traded value + commission."""
@@ -272,20 +310,7 @@ class MarketSimulator:
 
     def weight_array(self, weights: np.ndarray | Mapping[str, float]) -> np.ndarray:
         """``[N]`` weights from an array (N, or N+1 with cash last) or a symbol mapping."""
-        if isinstance(weights, Mapping):
-            out = np.zeros(len(self.symbols))
-            for symbol, w in weights.items():
-                out[self.index_of(symbol)] = w
-        else:
-            out = np.asarray(weights, dtype=np.float64)
-            if out.shape == (len(self.symbols) + 1,):
-                out = out[:-1]
-            if out.shape != (len(self.symbols),):
-                raise MarketError(f"expected {len(self.symbols)} weights (or "
-                                  f"{len(self.symbols) + 1} with cash last), got shape {out.shape}")
-        if not np.isfinite(out).all():
-            raise MarketError(f"target weights must be finite, got {out}")
-        return out
+        return weight_vector(weights, self.symbols)
 
     # ------------------------------------------------------------------ time
     def step(self) -> FillBatch:
