@@ -21,12 +21,14 @@ import gymnasium as gym
 import numpy as np
 
 from .errors import ConfigError, RLBridgeError
+from .market import ones
 
 _ONE = np.float64(1.0)  # numpy scalars: ufuncs with Python floats convert them on every call
 _MINUS_ONE = np.float64(-1.0)
 
 #: softmax temperature: scores in [-1, 1] times this can express weights from ~0 to ~1
 SOFTMAX_SCALE = 5.0
+_SCALE = np.float64(SOFTMAX_SCALE)
 
 ACTIONS = ("softmax", "long_short", "discrete")
 
@@ -60,8 +62,11 @@ class ActionMapping:
                 a = a.reshape(shape)  # (1, n) from a batched predict is fine
             else:
                 raise ActionError(f"{self.name} action must have shape {shape}, got {a.shape}")
-        if not math.isfinite(np.add.reduce(a, axis=None)):  # NaN and inf both propagate
-            bad = np.flatnonzero(~np.isfinite(a.ravel()))
+        flat = a.ravel()
+        # one dot product finds NaN and inf (they propagate); only then look closer, since a
+        # sum of huge finite values may overflow too
+        if not math.isfinite(flat.dot(ones(flat.size))) and not np.isfinite(flat).all():
+            bad = np.flatnonzero(~np.isfinite(flat))
             raise ActionError(f"{self.name} action has NaN or infinite values at "
                               f"{bad.tolist()}: {a.tolist()}")
         return a
@@ -71,21 +76,34 @@ class ActionMapping:
         """Target weights ``[..., N+1]`` (cash last); ``current`` weights are ``[..., N+1]``."""
         raise NotImplementedError
 
+    def masks(self, current: np.ndarray) -> np.ndarray:
+        """Which actions change something from ``current`` weights (``maskable_ppo``).
+
+        Only the discrete mapping has a finite set of actions to mask.
+        """
+        raise ConfigError(f"action masks exist for the discrete mapping only, not {self.name}",
+                          key="env.actions")
+
 
 class Softmax(ActionMapping):
     name = "softmax"
 
     def __init__(self, n_assets: int) -> None:
         super().__init__(n_assets, gym.spaces.Box(-1.0, 1.0, (n_assets + 1,), np.float32))
+        self._ones = np.ones(n_assets + 1)
 
     def __call__(self, action: Any, current: np.ndarray | None,
                  batch: int | None = None) -> np.ndarray:
         z = self.check(action, batch)
         np.minimum(z, _ONE, out=z)
         np.maximum(z, _MINUS_ONE, out=z)
-        z *= SOFTMAX_SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
+        z *= _SCALE  # |z| <= SOFTMAX_SCALE: exp cannot overflow, no max shift needed
         np.exp(z, out=z)
-        z /= np.add.reduce(z, axis=-1, keepdims=True)
+        total = z.dot(self._ones)  # a sum along the last axis, faster than z.sum on short rows
+        if z.ndim == 1:
+            z /= total
+        else:
+            z /= total[:, None]
         return z
 
 
@@ -126,6 +144,18 @@ class Discrete(ActionMapping):
         w = np.maximum(current[..., :-1] + step, 0.0)
         w /= np.maximum(w.sum(axis=-1, keepdims=True), 1.0)  # assets fit in 100 %
         return _with_cash(w)
+
+    def masks(self, current: np.ndarray) -> np.ndarray:
+        """``[..., 3N]`` booleans, sell / hold / buy for each asset in turn.
+
+        Selling an asset not held changes nothing (weights never go below 0), so it is
+        masked; hold and buy are always allowed (a buy when fully invested shifts weight
+        from the other assets).
+        """
+        held = current[..., :-1] > 0.0
+        out = np.ones((*held.shape, 3), dtype=bool)
+        out[..., 0] = held
+        return out.reshape(*held.shape[:-1], 3 * self.n)
 
 
 def _with_cash(w: np.ndarray) -> np.ndarray:

@@ -100,6 +100,8 @@ def relocate(exc: ConfigError, prefix: str, path: object = None) -> ConfigError:
 
 
 # ---------------------------------------------------------------------- hot helpers
+_ONE = np.float64(1.0)  # a numpy scalar: ufuncs convert a Python float on every call
+
 def apply_slippage(price: np.ndarray, quantity: np.ndarray, fraction: Any) -> np.ndarray:
     """``price * (1 + sign(quantity) * fraction)``: buys pay more, sells receive less.
 
@@ -112,7 +114,7 @@ def apply_slippage(price: np.ndarray, quantity: np.ndarray, fraction: Any) -> np
         A new ``[N]`` array.
     """
     out = np.sign(quantity) * fraction  # a new float array, whatever quantity's dtype
-    out += 1.0
+    out += _ONE
     out *= price
     return out
 

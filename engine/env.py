@@ -30,7 +30,7 @@ import numpy as np
 from .actions import ActionMapping, make_action_mapping
 from .errors import ConfigError, DataError
 from .interfaces import CostContext
-from .market import MIN_ORDER_VALUE, Portfolio, execute, size_to_weights
+from .market import MIN_ORDER_VALUE, Portfolio, execute, ones, size_to_weights
 
 if TYPE_CHECKING:
     from .interfaces import Bars, CostModel
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 BANKRUPT_REWARD = -10.0
 
 _abs = np.abs
-_add_reduce = np.add.reduce
 
 
 class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -125,6 +124,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._close = bars.close
         self._reference = bars.open if fill_at == "open" else bars.close
         self._context = CostContext(bars)
+        self._ones = ones(len(self.symbols))
         self.portfolio = Portfolio(self.symbols, cash)
         self.t = self.first
         self._stop = self.last
@@ -192,7 +192,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._value = new_value
         traded = float(_abs(quantity).dot(price))
         info = {"t": nxt, "value": new_value, "traded": traded,
-                "commission": float(_add_reduce(commission))}
+                "commission": float(commission.dot(self._ones))}
         if not new_value > 0.0 or new_value == math.inf:
             return (self._observation(np.zeros(len(self.symbols) + 1)), BANKRUPT_REWARD, True,
                     False, info)
@@ -220,6 +220,10 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def value(self) -> float:
         """Portfolio value at the current bar's close."""
         return self._value
+
+    def action_masks(self) -> np.ndarray:
+        """The actions that change something now (discrete mapping; for ``maskable_ppo``)."""
+        return self.mapping.masks(self.portfolio.weights(self._close[self.t], self._value))
 
     def describe(self) -> dict[str, Any]:
         """What a policy trained here depends on (saved with it, checked when it is reused)."""

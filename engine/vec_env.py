@@ -147,7 +147,11 @@ class PortfolioVecEnv(VecEnv):
 
     def env_method(self, method_name: str, *args: Any, indices: Any = None,
                    **kwargs: Any) -> list[Any]:
-        return [getattr(self.env, method_name)(*args, **kwargs) for _ in self._indices(indices)]
+        chosen = self._indices(indices)
+        if method_name == "action_masks":  # per copy, from each copy's own weights
+            masks = self.env.mapping.masks(self._weights(self._close[self.t]))
+            return [masks[i] for i in chosen]
+        return [getattr(self.env, method_name)(*args, **kwargs) for _ in chosen]
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         return [False for _ in self._indices(indices)]

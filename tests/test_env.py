@@ -10,7 +10,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from rlbridge import Bars, DataError
+from rlbridge import Bars, ConfigError, DataError
 from rlbridge.actions import SOFTMAX_SCALE, ActionError, make_action_mapping
 from rlbridge.env import PortfolioEnv
 from rlbridge.market import MarketSimulator
@@ -155,3 +155,23 @@ def test_bad_data_is_refused():
         PortfolioEnv(bars, holes, Percent(), window=2)
     with pytest.raises(DataError, match=r"features must have shape \[T=12, N=3, F\]"):
         PortfolioEnv(bars, features[:, :2], Percent(), window=2)
+
+
+def test_discrete_action_masks_allow_selling_only_what_is_held():
+    bars, features = synthetic(n=3)
+    env = PortfolioEnv(bars, features, Percent(), window=4, actions="discrete", trade_step=0.25)
+    env.reset()
+    # all cash: selling is a no-op for every asset, hold and buy are open
+    assert env.action_masks().tolist() == [False, True, True] * 3
+    env.step(np.array([2, 1, 2]))  # buy A and C
+    assert env.action_masks().tolist() == [True, True, True, False, True, True,
+                                           True, True, True]
+
+
+def test_action_masks_exist_only_for_the_discrete_mapping():
+    bars, features = synthetic()
+    env = PortfolioEnv(bars, features, Percent(), window=4)
+    env.reset()
+    with pytest.raises(ConfigError, match="action masks exist for the discrete mapping only, "
+                                          "not softmax"):
+        env.action_masks()

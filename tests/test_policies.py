@@ -462,7 +462,8 @@ def test_errors_name_the_portfolio_envs_action_mapping(registries, portfolio):
         registries.policies.create("dqn", {}).build(make_portfolio_env(portfolio), seed=0)
     with pytest.raises(ConfigError, match=r"td3 needs a continuous \(Box\) action space; the "
                        r"environment's is MultiDiscrete\(\[3 3 3\]\) \(action mapping "
-                       r"'discrete'\); algorithms that take it: ppo, a2c, recurrent_ppo, trpo;"):
+                       r"'discrete'\); algorithms that take it: ppo, a2c, recurrent_ppo, trpo, "
+                       r"maskable_ppo;"):
         registries.policies.create("td3", {}).build(make_portfolio_env(portfolio, "discrete"),
                                                     seed=0)
 

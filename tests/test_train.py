@@ -147,3 +147,12 @@ def test_an_algorithm_that_cannot_act_in_the_env_is_a_config_error(tmp_path):
     mapping["policy"] = {"algo": "dqn"}
     with pytest.raises(ConfigError, match="dqn needs a Discrete action space"):
         train(config_from_mapping(mapping, pm=PM), PM, record=False)
+
+
+def test_maskable_ppo_trains_on_the_discrete_mapping_with_the_environments_masks(tmp_path):
+    config = agent(tmp_path, env={"actions": "discrete", "fractional": True},
+                   policy={"algo": "maskable_ppo"}, train={"timesteps": 128, "n_envs": 2})
+    result = train(config, PM, store=open_store(f"sqlite:///{tmp_path / 's.db'}"))
+    policy = TrainedPolicy.load(result.path)
+    assert type(policy.model).__name__ == "MaskablePPO"
+    assert policy.metadata["actions"] == "discrete"

@@ -34,6 +34,10 @@ def test_each_copy_matches_a_single_environment(actions):
                                        atol=1e-7)
             np.testing.assert_array_equal(obs["features"][k], single_obs["features"])
             assert not dones[k]
+        if actions == "discrete":  # maskable_ppo reads each copy's masks through env_method
+            masks = vec.env_method("action_masks")
+            for k, env in enumerate(singles):
+                assert masks[k].tolist() == env.action_masks().tolist()
 
 
 def test_finished_copies_reset_with_their_terminal_observation():

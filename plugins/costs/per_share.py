@@ -56,9 +56,10 @@ class PerShareCost:
         import numpy as np
 
         self.config = config if config is not None else PerShareCost.Config()
-        self._per_share = float(self.config.per_share)
-        self._minimum = float(self.config.minimum)
-        self._maximum = float(self.config.maximum_percent)
+        # numpy scalars: a ufunc converts a Python float on every call
+        self._per_share = np.float64(self.config.per_share)
+        self._minimum = np.float64(self.config.minimum)
+        self._maximum = np.float64(self.config.maximum_percent)
         self._np = np
 
     def __repr__(self) -> str:

@@ -40,10 +40,12 @@ class SpreadCost:
                         hint="the half spread in basis points: 5 is 0.05%")
 
     def __init__(self, config: SpreadCost.Config | None = None) -> None:
+        import numpy as np
+
         from rlbridge.costs import apply_slippage, zeros
 
         self.config = config if config is not None else SpreadCost.Config()
-        self._fraction = float(self.config.bps) / 1e4
+        self._fraction = np.float64(self.config.bps / 1e4)  # a ufunc converts a float per call
         self._slip = apply_slippage
         self._zeros = zeros
 

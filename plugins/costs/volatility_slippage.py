@@ -72,13 +72,16 @@ class VolatilitySlippageCost:
         self.config = cfg = config if config is not None else VolatilitySlippageCost.Config()
         self._coefficient = float(cfg.coefficient)
         self._window = int(cfg.window)
-        self._floor = float(cfg.minimum_bps) / 1e4
-        self._cap = float(cfg.max_bps) / 1e4
+        # numpy scalars: a ufunc converts a Python float on every call
+        self._floor = np.float64(cfg.minimum_bps / 1e4)
+        self._cap = np.float64(cfg.max_bps / 1e4)
         self._key = ("volatility_slippage", self._window, self._coefficient)
         self._np = np
         self._slip = apply_slippage
         self._table = per_run_table
         self._zeros = zeros
+        self._context: CostContext | None = None
+        self._scale = np.zeros((0, 0))
 
     def __repr__(self) -> str:
         c = self.config
@@ -113,7 +116,10 @@ class VolatilitySlippageCost:
         """``price * (1 ± min(coefficient * vol * sqrt(|q| / volume) + minimum, max))``."""
         np = self._np
         fraction = np.sqrt(abs(quantity))
-        fraction *= self._table(context, self._key, self.scale)[context.t]
+        if context is not self._context:  # one table per run, looked up once per run
+            self._context = context
+            self._scale = self._table(context, self._key, self.scale)
+        fraction *= self._scale[context.t]
         if self._floor:
             fraction += self._floor
         np.minimum(fraction, self._cap, out=fraction)
