@@ -156,3 +156,17 @@ def test_maskable_ppo_trains_on_the_discrete_mapping_with_the_environments_masks
     policy = TrainedPolicy.load(result.path)
     assert type(policy.model).__name__ == "MaskablePPO"
     assert policy.metadata["actions"] == "discrete"
+
+
+def test_training_writes_tensorboard_logs_beside_the_model(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tmp, _, config, result = trained
+    runs = sorted((result.path.parent / "tensorboard").iterdir())
+    assert len(runs) == 1  # one SB3 run folder for one training
+    events = EventAccumulator(str(runs[0]))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert "train/value_loss" in scalars and "time/fps" in scalars
+    # PPO logs once per rollout: 256 timesteps of 128-step rollouts
+    assert [e.step for e in events.Scalars("time/fps")] == [128, 256]
