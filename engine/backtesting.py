@@ -3,9 +3,13 @@
 One function behind ``rlbridge backtest`` and notebooks alike: it loads the bars (with the
 history before ``[backtest] start`` the strategy may read), computes the raw features, builds
 the cost model, the strategy and the engine from their registries, runs, computes the metrics
-and records the run (config, equity, orders, fills) in the store.  A strategy that fails keeps
-what was recorded, marks the run failed and raises :class:`~rlbridge.context.StrategyError`
-naming the bar.
+and records the run (config, equity, orders, fills, holdings, benchmark) in the store.  A
+strategy that fails keeps what was recorded, marks the run failed and raises
+:class:`~rlbridge.context.StrategyError` naming the bar.
+
+The benchmark (``[backtest] benchmark``) is a buy-and-hold of one of the run's symbols: the
+starting cash held from the first bar's close, fractional, without costs, so its value at bar
+``t`` is ``cash * close[t] / close[first bar]``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ class BacktestResult:
         fills, orders, rejections: what traded, what was asked, what the risk check refused.
         metrics: :func:`rlbridge.metrics.performance` of the equity curve.
         final_value: the last equity value.
+        benchmark: the benchmark's buy-and-hold value at each close (None without
+            ``[backtest] benchmark``), starting at the same cash.
+        benchmark_symbol: the benchmark's symbol, or None.
+        benchmark_metrics: :func:`~rlbridge.metrics.performance` of ``benchmark`` ({} without).
+        config_path: the config file the run came from, if any.
     """
 
     run_id: str | None
@@ -54,16 +63,27 @@ class BacktestResult:
     metrics: dict[str, float]
     final_value: float
     extra: dict[str, Any] = field(default_factory=dict)
+    benchmark: pd.Series | None = None
+    benchmark_symbol: str | None = None
+    benchmark_metrics: dict[str, float] = field(default_factory=dict)
+    config_path: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` form: run id, engine, strategy, final value, metrics, trade counts."""
+        """The ``--json`` form: run id, engine, strategy, final value, metrics, trade counts,
+        and the benchmark (symbol, final value, metrics) or None."""
+        bench = None
+        if self.benchmark is not None and len(self.benchmark):
+            bench = {"symbol": self.benchmark_symbol,
+                     "final_value": float(self.benchmark.iloc[-1]),
+                     "metrics": self.benchmark_metrics}
         return {"run_id": self.run_id, "engine": self.engine, "strategy": self.strategy,
                 "final_value": self.final_value, "metrics": self.metrics,
                 "fills": len(self.fills), "orders": len(self.orders),
                 "rejections": [{"symbol": r.order.symbol, "quantity": r.order.quantity,
                                 "reason": r.reason} for r in self.rejections],
                 "start": str(self.equity.index[0].date()) if len(self.equity) else None,
-                "end": str(self.equity.index[-1].date()) if len(self.equity) else None}
+                "end": str(self.equity.index[-1].date()) if len(self.equity) else None,
+                "benchmark": bench}
 
 
 def decision_range(bars: Bars, start: Any, end: Any, *, what: str = "backtest") -> tuple[int, int]:
@@ -110,7 +130,8 @@ def backtest(
         bars: use these bars instead of loading them through the configured feed.
 
     Raises:
-        ConfigError: a missing table; an unknown engine, strategy or cost model.
+        ConfigError: a missing table; an unknown engine, strategy or cost model; a benchmark
+            that is not one of the run's symbols.
         DataError: the backtest range is outside the data.
         StrategyError: the strategy raised; the run is recorded as failed first.
     """
@@ -143,6 +164,7 @@ def backtest(
     if bars is None:
         bars = load_bars(config, pm, store_url=None if store is None else store.full_url)
     start, end = decision_range(bars, settings.start, settings.end)
+    bench_at = _benchmark_column(settings.benchmark, bars.symbols, config.path)
     features, names = None, ()
     if config.features is not None and config.features.transforms:
         from .features import FeaturePipeline
@@ -168,7 +190,10 @@ def backtest(
     if record:
         from .runs import start_run
 
-        run = start_run(store, "backtest", config, bars.digest())  # type: ignore[arg-type]
+        # the config as run: an --engine override is what the stored run must say
+        ran = config if engine_name == settings.engine else dataclasses.replace(
+            config, backtest=dataclasses.replace(settings, engine=engine_name))
+        run = start_run(store, "backtest", ran, bars.digest())  # type: ignore[arg-type]
         pm.hook.before_run(run=run)
     spec = dataclasses.replace(spec, on_fill=(lambda fill: pm.hook.after_fill(run=run, fill=fill)))
     try:
@@ -185,8 +210,12 @@ def backtest(
     cash = pd.Series(output.cash, index=index, name="cash")
     close = bars.close[start:start + len(index)]
     weights = _weights(output, close, bars.symbols)
+    benchmark = None
+    if bench_at is not None:
+        benchmark = pd.Series(settings.cash * close[:, bench_at] / bars.close[start, bench_at],
+                              index=index, name=settings.benchmark)
     if run is not None:
-        _record(store, run, output)
+        _record(store, run, output, close, bars.symbols, benchmark)
     if output.error is not None:
         if run is not None:
             from .runs import finish_run
@@ -200,6 +229,10 @@ def backtest(
         equity=equity, cash=cash, weights=weights, fills=output.fills, orders=output.orders,
         rejections=output.rejections, metrics=metrics,
         final_value=float(equity.iloc[-1]) if len(equity) else float(settings.cash),
+        benchmark=benchmark, benchmark_symbol=None if benchmark is None else settings.benchmark,
+        benchmark_metrics=(performance(benchmark) if benchmark is not None
+                           and len(benchmark) > 1 else {}),
+        config_path=None if config.path is None else str(config.path),
     )
     if run is not None:
         from .runs import finish_run
@@ -218,10 +251,29 @@ def _weights(output: EngineOutput, close: np.ndarray, symbols: tuple[str, ...]) 
     return frame
 
 
-def _record(store: Any, run: Any, output: EngineOutput) -> None:
-    from .runs import record_equity, record_fills, record_orders
+def _benchmark_column(symbol: str | None, symbols: tuple[str, ...], path: Any) -> int | None:
+    """The column of the benchmark ``symbol`` in the run's bars (None without a benchmark).
 
-    record_equity(store, run, output.index, output.equity, output.cash)
+    Raises:
+        ConfigError: ``symbol`` is not one of the run's symbols.
+    """
+    if symbol is None:
+        return None
+    if symbol not in symbols:
+        raise ConfigError(f"the benchmark {symbol!r} is not one of the run's symbols "
+                          f"({', '.join(symbols)}); add it to [data] symbols or leave "
+                          "the benchmark out", path=path, key="backtest.benchmark")
+    return symbols.index(symbol)
+
+
+def _record(store: Any, run: Any, output: EngineOutput, close: np.ndarray,
+            symbols: tuple[str, ...], benchmark: pd.Series | None) -> None:
+    from .runs import record_equity, record_fills, record_orders, record_positions
+
+    record_equity(store, run, output.index, output.equity, output.cash,
+                  benchmark=None if benchmark is None else benchmark.to_numpy())
+    record_positions(store, run, output.index, symbols, output.positions,
+                     output.positions * close)
     if output.orders:
         record_orders(store, run, output.orders)
     if output.fills:

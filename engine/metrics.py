@@ -239,7 +239,7 @@ def format_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
         keys += [k for k in metrics if k not in METRICS and k not in keys]
     labels = [METRICS[k][0] if k in METRICS else k.replace("_", " ").capitalize()
               for k in keys]
-    cells = [[_cell(rows[n].get(k), METRICS.get(k, ("", ""))[1]) for n in names] for k in keys]
+    cells = [[format_value(rows[n].get(k), METRICS.get(k, ("", ""))[1]) for n in names] for k in keys]
     first = max([len("Metric"), *map(len, labels)])
     widths = [max([len(n), *(len(row[j]) for row in cells)]) for j, n in enumerate(names)]
     lines = ["  ".join(["Metric".ljust(first), *(n.rjust(w) for n, w in zip(names, widths,
@@ -250,7 +250,8 @@ def format_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def _cell(value: Any, fmt: str) -> str:
+def format_value(value: Any, fmt: str) -> str:
+    """One metric as `format_table` shows it: `n/a` for a missing or NaN value."""
     if value is None:
         return "n/a"
     if isinstance(value, str):

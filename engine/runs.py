@@ -3,7 +3,9 @@
 A run is one train, backtest, walk-forward or live session.  It is started before any work
 (status ``running``), receives its equity curve, orders and fills as they happen, and is
 finished as ``completed`` or ``failed`` (with the error text).  A failed run keeps everything
-recorded before the failure.  Trained models are saved with the run that produced them, their
+recorded before the failure.  A backtest also records its holdings at each close
+(:func:`record_positions`) and its benchmark's value beside its equity, so that its report can
+be rebuilt from the store alone.  Trained models are saved with the run that produced them, their
 config, the hash of the data and the library versions, and found again by id or by file path.
 
 Every write is one transaction: it is saved whole or not at all.  Configs are stored without
@@ -34,7 +36,14 @@ import sqlalchemy as sa
 from .errors import DataError, NotFoundError, RLBridgeError, StoreError
 from .interfaces import Fill, Order
 from .redact import clean_config, mask_text
-from .schema import equity_table, fills_table, models_table, orders_table, runs_table
+from .schema import (
+    equity_table,
+    fills_table,
+    models_table,
+    orders_table,
+    positions_table,
+    runs_table,
+)
 from .store import Store
 
 if TYPE_CHECKING:
@@ -44,8 +53,8 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS", "ModelRecord", "RunRecord", "clean_config", "error_text", "finish_run", "get_model",
     "get_run", "list_models", "list_runs", "record_equity", "record_fills", "record_orders",
-    "recording", "run_equity", "run_fills", "run_orders", "save_model", "start_run",
-    "update_order",
+    "record_positions", "recording", "run_benchmark", "run_equity", "run_fills", "run_orders",
+    "run_positions", "save_model", "start_run", "update_order",
 ]
 
 #: The kinds of run the store records.
@@ -68,6 +77,7 @@ class RunRecord:
         started_at: when the run started (UTC).
         finished_at: when it finished (UTC), None while running.
         error: the error text of a failed run.
+        config_path: the config file the run was started from, if any.
     """
 
     id: str
@@ -78,6 +88,7 @@ class RunRecord:
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     error: str | None = None
+    config_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,8 @@ class ModelRecord:
 
 # ---------------------------------------------------------------------- runs
 def start_run(store: Store, kind: str, config: Mapping[str, Any] | Any,
-              data_hash: str | None = None) -> RunRecord:
+              data_hash: str | None = None, *, config_path: str | Path | None = None
+              ) -> RunRecord:
     """Record a new run with status ``running``.
 
     Args:
@@ -116,6 +128,8 @@ def start_run(store: Store, kind: str, config: Mapping[str, Any] | Any,
         config: the run's config: a mapping, or a :class:`~rlbridge.config.Config` (anything
             with ``to_dict()``) or dataclass.  Stored without secrets (:func:`clean_config`).
         data_hash: the hash of the data the run uses.
+        config_path: the config file the run was started from (default: ``config.path``
+            when the config has one).
 
     Raises:
         StoreError: an unknown ``kind``, or the store cannot be written.
@@ -123,12 +137,15 @@ def start_run(store: Store, kind: str, config: Mapping[str, Any] | Any,
     if kind not in KINDS:
         raise StoreError(f"unknown run kind {kind!r}; kinds: {', '.join(KINDS)}")
     cleaned = clean_config(config)
+    if config_path is None:
+        config_path = getattr(config, "path", None)
+    where = None if config_path is None else str(config_path)
     with store.transaction() as conn:
         now, run_id = _new_run_id(conn)
         conn.execute(runs_table.insert().values(
             id=run_id, kind=kind, status="running", config=cleaned, data_hash=data_hash,
-            started_at=now))
-    return RunRecord(run_id, kind, "running", cleaned, data_hash, now)
+            started_at=now, config_path=where))
+    return RunRecord(run_id, kind, "running", cleaned, data_hash, now, config_path=where)
 
 
 def finish_run(store: Store, run: RunRecord | str, status: str = "completed",
@@ -209,12 +226,14 @@ def list_runs(store: Store, kind: str | None = None, limit: int | None = 50) -> 
 # ---------------------------------------------------------------------- equity, orders, fills
 def record_equity(store: Store, run: RunRecord | str, index: pd.DatetimeIndex,
                   value: np.ndarray | Sequence[float],
-                  cash: np.ndarray | Sequence[float]) -> int:
+                  cash: np.ndarray | Sequence[float], *,
+                  benchmark: np.ndarray | Sequence[float] | None = None) -> int:
     """Record portfolio value and cash at each time of ``index``; return the rows written.
 
     Call it once with the whole curve or repeatedly with consecutive pieces: rows of the run
     between the first and last time of ``index`` are replaced, so recording a bar again does
-    not duplicate it.
+    not duplicate it.  ``benchmark`` is the value of the run's benchmark at each time (read
+    back by :func:`run_benchmark`).
 
     Raises:
         DataError: lengths differ, ``index`` is not sorted and unique, or a value is not finite
@@ -228,19 +247,26 @@ def record_equity(store: Store, run: RunRecord | str, index: pd.DatetimeIndex,
     stamps = pd.DatetimeIndex(index)
     value = np.asarray(value, dtype=np.float64).reshape(-1)
     cash = np.asarray(cash, dtype=np.float64).reshape(-1)
+    columns = [("value", value), ("cash", cash)]
+    if benchmark is not None:
+        columns.append(("benchmark", np.asarray(benchmark, dtype=np.float64).reshape(-1)))
     if not len(stamps) == len(value) == len(cash):
         raise DataError(f"equity of run {run_id}: {len(stamps)} times, {len(value)} values "
                         f"and {len(cash)} cash amounts; they must be equally long")
+    if benchmark is not None and len(columns[2][1]) != len(stamps):
+        raise DataError(f"equity of run {run_id}: {len(stamps)} times and "
+                        f"{len(columns[2][1])} benchmark values; they must be equally long")
     if not stamps.is_monotonic_increasing or not stamps.is_unique:
         raise DataError(f"equity of run {run_id}: times must be sorted and unique")
-    for name, column in (("value", value), ("cash", cash)):
+    for name, column in columns:
         bad = ~np.isfinite(column)
         if bad.any():
             at = int(bad.argmax())
             raise DataError(f"equity of run {run_id}: {name} is {column[at]} at {stamps[at]}")
     ns = _index_ns(stamps)
-    rows = [{"run_id": run_id, "ts": t, "value": v, "cash": c}
-            for t, v, c in zip(ns, value.tolist(), cash.tolist(), strict=True)]
+    names = ["ts", *(name for name, _ in columns)]
+    rows = [{"run_id": run_id, **dict(zip(names, row, strict=True))}
+            for row in zip(ns, *(column.tolist() for _, column in columns), strict=True)]
     with store.transaction() as conn:
         _get_run(store, conn, run_id)
         if rows:
@@ -421,6 +447,119 @@ def run_orders(store: Store, run: RunRecord | str) -> pd.DataFrame:
                         columns=columns)
 
 
+# ---------------------------------------------------------------------- positions, benchmark
+def record_positions(store: Store, run: RunRecord | str, index: pd.DatetimeIndex,
+                     symbols: Sequence[str], quantity: np.ndarray,
+                     value: np.ndarray) -> int:
+    """Record the holdings at each time of ``index``; return the rows written.
+
+    Only non-zero holdings are stored, except at the first time, where every symbol gets a
+    row, so that :func:`run_positions` knows the symbols and their order.  Call it once per
+    run, with the whole curve.
+
+    Args:
+        store: the open store.
+        run: the run or its id.
+        index: the times (the run's equity times).
+        symbols: the ``N`` symbols, in the order of the columns.
+        quantity: ``[T, N]`` shares held at each close.
+        value: ``[T, N]`` their value at that close.
+
+    Raises:
+        DataError: shapes that do not match, or a value that is not finite.
+        NotFoundError: no such run.
+    """
+    import numpy as np
+    import pandas as pd
+
+    run_id = _run_id(run)
+    stamps = pd.DatetimeIndex(index)
+    quantity = np.asarray(quantity, dtype=np.float64)
+    value = np.asarray(value, dtype=np.float64)
+    shape = (len(stamps), len(symbols))
+    if quantity.shape != shape or value.shape != shape:
+        raise DataError(f"positions of run {run_id}: {len(stamps)} times x {len(symbols)} "
+                        f"symbols, but quantities {quantity.shape} and values {value.shape}")
+    for name, array in (("quantity", quantity), ("value", value)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise DataError(f"positions of run {run_id}: {name} of {symbols[j]} is "
+                            f"{array[t, j]} at {stamps[t]}")
+    keep = quantity != 0
+    if len(stamps):
+        keep[0] = True
+    t_at, slot = np.nonzero(keep)  # row-major: time order, then slot order
+    ns = np.asarray(_index_ns(stamps), dtype=np.int64)
+    names = [str(s) for s in symbols]
+    rows = zip([run_id] * len(slot), ns[t_at].tolist(), slot.tolist(),
+               [names[j] for j in slot.tolist()], quantity[keep].tolist(),
+               value[keep].tolist(), strict=True)
+    with store.transaction() as conn:
+        _get_run(store, conn, run_id)
+        _insert_many(conn, positions_table, rows)
+    return len(slot)
+
+
+def run_positions(store: Store, run: RunRecord | str, *, values: bool = False) -> pd.DataFrame:
+    """The run's holdings at each time of its equity curve: ``[T, N]``, one column per symbol
+    in the run's order, zero where nothing was held.
+
+    Args:
+        store: the open store.
+        run: the run or its id.
+        values: the value of the holdings at each close instead of the shares.
+
+    Returns:
+        The frame, indexed like :func:`run_equity`; no columns when the run recorded no
+        positions.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    import numpy as np
+    import pandas as pd
+
+    run_id = _run_id(run)
+    p, e = positions_table.c, equity_table.c
+    with store._connection() as conn:
+        _get_run(store, conn, run_id)
+        first = sa.select(sa.func.min(p.ts)).where(p.run_id == run_id).scalar_subquery()
+        names = conn.execute(sa.select(p.slot, p.symbol).where(p.run_id == run_id, p.ts == first)
+                             .order_by(p.slot)).all()
+    # the bulk of the rows straight into numpy, without a Python object per row
+    times = store._fetch(sa.select(e.ts).where(e.run_id == run_id).order_by(e.ts),
+                         [("ts", "i8")])["ts"]
+    rows = store._fetch(sa.select(p.ts, p.slot, p.value if values else p.quantity)
+                        .where(p.run_id == run_id), [("ts", "i8"), ("slot", "i8"), ("x", "f8")])
+    slots = np.array([slot for slot, _ in names], dtype=np.int64)
+    frame = np.zeros((len(times), len(slots)))
+    frame[np.searchsorted(times, rows["ts"]), np.searchsorted(slots, rows["slot"])] = rows["x"]
+    return pd.DataFrame(frame, index=_index_from_ns(times), columns=[s for _, s in names])
+
+
+def run_benchmark(store: Store, run: RunRecord | str) -> pd.Series | None:
+    """The value of the run's benchmark at each time of its equity curve, or None when the run
+    recorded no benchmark.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    import pandas as pd
+
+    run_id = _run_id(run)
+    e = equity_table.c
+    stmt = sa.select(e.ts, e.benchmark).where(e.run_id == run_id).order_by(e.ts)
+    with store._connection() as conn:
+        _get_run(store, conn, run_id)
+        rows = conn.execute(stmt).all()
+    if not rows or all(r[1] is None for r in rows):
+        return None
+    return pd.Series([math.nan if r[1] is None else r[1] for r in rows],
+                     index=_index_from_ns([r[0] for r in rows]), dtype="float64",
+                     name="benchmark")
+
+
 # ---------------------------------------------------------------------- models
 def save_model(store: Store, run: RunRecord | str | None, *, algo: str, path: str | Path,
                config: Mapping[str, Any] | Any, data_hash: str | None,
@@ -531,6 +670,28 @@ def _new_run_id(conn: sa.Connection) -> tuple[dt.datetime, str]:
         time.sleep(1.0 - now.microsecond / 1e6)  # this second's ids are used up
 
 
+def _insert_many(conn: sa.Connection, table: sa.Table, rows: Iterator[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples in the table's column order) in the connection's transaction.
+
+    SQLite gets them through the driver's ``executemany`` (about 3x faster than building a
+    dict per row for SQLAlchemy); other databases through SQLAlchemy's executemany.
+    """
+    insert = table.insert()
+    names = [c.name for c in table.columns]
+    if conn.dialect.name == "sqlite":
+        compiled = insert.compile(dialect=conn.dialect)
+        if compiled.positional and list(compiled.positiontup or ()) == names:
+            cursor = conn.connection.cursor()
+            try:
+                cursor.executemany(str(compiled), rows)  # type: ignore[arg-type]  # any iterable
+            finally:
+                cursor.close()
+            return
+    batch = [dict(zip(names, row, strict=True)) for row in rows]
+    if batch:
+        conn.execute(insert, batch)
+
+
 def _chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
     """``items`` in slices small enough for one ``IN (...)`` on any database."""
     for a in range(0, len(items), size):
@@ -564,7 +725,7 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 def _run_record(row: sa.RowMapping) -> RunRecord:
     return RunRecord(row["id"], row["kind"], row["status"], row["config"] or {},
                      row["data_hash"], _utc(row["started_at"]),  # type: ignore[arg-type]
-                     _utc(row["finished_at"]), row["error"])
+                     _utc(row["finished_at"]), row["error"], row["config_path"])
 
 
 def _model_record(row: sa.RowMapping) -> ModelRecord:
@@ -604,7 +765,7 @@ def _index_ns(index: pd.DatetimeIndex) -> list[int]:
 _DAY_NS = 86_400 * 10**9
 
 
-def _index_from_ns(stamps: Sequence[int]) -> pd.DatetimeIndex:
+def _index_from_ns(stamps: Sequence[int] | np.ndarray) -> pd.DatetimeIndex:
     """Stored stamps as an index: dates (tz-naive) when all are midnight, else UTC."""
     import numpy as np
     import pandas as pd

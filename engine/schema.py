@@ -17,11 +17,14 @@ from .interfaces import FIELDS
 
 __all__ = [
     "SCHEMA_VERSION", "metadata", "meta_table", "bars_table", "ingests_table", "runs_table",
-    "models_table", "orders_table", "fills_table", "equity_table", "prepare_schema",
+    "models_table", "orders_table", "fills_table", "equity_table", "positions_table",
+    "prepare_schema",
 ]
 
-#: The schema version this code writes; a store with a newer one is refused.
-SCHEMA_VERSION = 1
+#: The schema version this code writes; a store with a newer one is refused.  Version 2 added
+#: ``runs.config_path``, ``equity.benchmark`` and the ``positions`` table; an older store gets
+#: them when opened (:func:`prepare_schema`).
+SCHEMA_VERSION = 2
 
 metadata = sa.MetaData()
 
@@ -66,6 +69,7 @@ runs_table = sa.Table(
     _c("error", sa.Text, null=True),
     _c("started_at", sa.DateTime(timezone=True), default=_now),
     _c("finished_at", sa.DateTime(timezone=True), null=True),
+    _c("config_path", sa.Text, null=True),  # the config file the run was started from
     sa.CheckConstraint("status IN ('running', 'completed', 'failed')", name="runs_status"),
 )
 
@@ -101,6 +105,18 @@ equity_table = sa.Table(
     "equity", metadata,
     _c("run_id", _RUN, sa.ForeignKey("runs.id"), primary_key=True),
     _c("ts", _TS, primary_key=True), _c("value", sa.Double), _c("cash", sa.Double),
+    _c("benchmark", sa.Double, null=True),  # the benchmark's buy-and-hold value, if any
+)
+
+# Holdings at each close: shares and their value at the close.  Only non-zero holdings are
+# stored, except at a run's first time, where every symbol of the run has a row (zeros
+# included) so that the symbols and their order (``slot``) are known.
+positions_table = sa.Table(
+    "positions", metadata,
+    _c("run_id", _RUN, sa.ForeignKey("runs.id"), primary_key=True),
+    _c("ts", _TS, primary_key=True), _c("slot", sa.SmallInteger, primary_key=True),
+    _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("value", sa.Double),
+    sqlite_with_rowid=False,  # clustered on the key: a run's rows lie together, in time order
 )
 
 
@@ -108,7 +124,9 @@ def prepare_schema(engine: sa.Engine) -> None:
     """Check the schema version, then create what is missing, in one transaction.
 
     A store at :data:`SCHEMA_VERSION` is left untouched (opening stays cheap); a new or
-    partial one gets the missing tables and, when it has none, the version row.
+    partial one gets the missing tables and, when it has none, the version row.  A store at an
+    older version gets the missing tables and the (nullable) columns added since, and its
+    version row is raised to :data:`SCHEMA_VERSION`.
 
     Args:
         engine: the engine of the store to prepare.
@@ -134,6 +152,22 @@ def prepare_schema(engine: sa.Engine) -> None:
         else:
             version = None
         metadata.create_all(conn)
+        _add_columns(conn)
         if version is None:
             conn.execute(meta_table.insert().values(key="schema_version",
                                                     value=str(SCHEMA_VERSION)))
+        else:
+            conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                         .values(value=str(SCHEMA_VERSION)))
+
+
+def _add_columns(conn: sa.Connection) -> None:
+    """Add the columns an older store lacks; every column added since version 1 is nullable."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in have:
+                assert column.nullable, f"{table.name}.{column.name} cannot be added"
+                ddl = sa.schema.CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))

@@ -26,4 +26,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.commands.data",
     "rlbridge.plugins.commands.demo",
     "rlbridge.plugins.commands.run",
+    "rlbridge.plugins.commands.report",
 )

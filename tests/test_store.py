@@ -300,12 +300,14 @@ def test_sqlite_store_uses_wal_and_normal_sync(store):
 
 def test_schema_has_every_table_and_its_version(store):
     names = set(sa.inspect(store.engine).get_table_names())
-    assert names == {"meta", "bars", "ingests", "runs", "models", "orders", "fills", "equity"}
+    assert names == {"meta", "bars", "ingests", "runs", "models", "orders", "fills", "equity",
+                     "positions"}
     inspector = sa.inspect(store.engine)
     key = inspector.get_pk_constraint("bars")["constrained_columns"]
     assert key == ["symbol", "interval", "ts"]
     assert [c["name"] for c in inspector.get_columns("runs")] == [
-        "id", "kind", "status", "config", "data_hash", "error", "started_at", "finished_at"]
+        "id", "kind", "status", "config", "data_hash", "error", "started_at", "finished_at",
+        "config_path"]
     assert {c["name"] for c in inspector.get_columns("orders")} >= {
         "run_id", "client_order_id", "ts", "symbol", "quantity", "kind", "limit_price", "status",
         "reason", "broker_order_id"}

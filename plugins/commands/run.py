@@ -42,10 +42,13 @@ def train_cmd(app: App, config_path: str, resume: str | None, as_json: bool) -> 
 @click.command("backtest")
 @click.argument("config_path", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option("--engine", metavar="NAME", help="Override [backtest] engine: native, ...")
+@click.option("--report", "report_dir", metavar="DIR", type=click.Path(),
+              help="Also write the run's report (HTML page and PNG plots) into DIR.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 @cli_errors
-def backtest_cmd(app: App, config_path: str, engine: str | None, as_json: bool) -> None:
+def backtest_cmd(app: App, config_path: str, engine: str | None, report_dir: str | None,
+                 as_json: bool) -> None:
     """Run CONFIG's strategy over [backtest] start .. end and record the run."""
     from rlbridge.backtesting import backtest
     from rlbridge.config import load_config
@@ -54,17 +57,30 @@ def backtest_cmd(app: App, config_path: str, engine: str | None, as_json: bool) 
     config = load_config(config_path, pm=app.pm)
     store = app.store(config)
     result = backtest(config, engine, app.pm, store=store)
+    files = None
+    if report_dir is not None:
+        from rlbridge.report import write_report
+
+        files = write_report(result, report_dir)
     if as_json:
-        echo_json(result.to_json())
+        payload = result.to_json()
+        if files is not None:
+            payload["report"] = files.to_json()
+        echo_json(payload)
         return
     span = f"{result.equity.index[0].date()} .. {result.equity.index[-1].date()}"
     click.echo(f"{result.strategy} on {result.engine}, {span}: final value "
                f"{result.final_value:,.2f} ({len(result.fills)} fills)")
-    click.echo(format_table({result.strategy: _shown(result.metrics)}))
+    table = {result.strategy: _shown(result.metrics)}
+    if result.benchmark_symbol is not None:
+        table[f"{result.benchmark_symbol} (benchmark)"] = _shown(result.benchmark_metrics)
+    click.echo(format_table(table))
     for rejection in result.rejections[:5]:
         click.echo(f"rejected: {rejection.order.symbol} {rejection.order.quantity:+g}: "
                    f"{rejection.reason}")
     click.echo(f"Run {result.run_id} in {store.url}")
+    if files is not None:
+        click.echo(f"Report: {files.html}")
 
 
 def _shown(metrics: dict[str, Any]) -> dict[str, Any]:
