@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from .env import BANKRUPT_REWARD, PortfolioEnv
 from .interfaces import CostContext
-from .market import MIN_ORDER_VALUE, execute, size_to_weights
+from .market import MIN_ORDER_VALUE, execute, ones, size_to_weights
 
 
 class PortfolioVecEnv(VecEnv):
@@ -39,6 +39,7 @@ class PortfolioVecEnv(VecEnv):
         self._features = env.features
         self._offsets = np.arange(1 - env.window, 1)
         self._context = CostContext(env.bars)
+        self._ones = ones(n)
         self.positions = np.zeros((k, n))
         self.cash = np.full(k, env.initial_cash)
         self.value = np.full(k, env.initial_cash)
@@ -72,7 +73,7 @@ class PortfolioVecEnv(VecEnv):
 
     def _observation(self) -> dict[str, np.ndarray]:
         rows = self.t[:, None] + self._offsets  # [K, window]
-        return {"features": self._features[rows],
+        return {"features": np.take(self._features, rows, axis=0),
                 "weights": self._weights(self._close[self.t]).astype(np.float32)}
 
     # ------------------------------------------------------------------ VecEnv API
@@ -98,14 +99,14 @@ class PortfolioVecEnv(VecEnv):
         price, commission = execute(quantity, self._reference[nxt], env.cost_model,
                                     self._context)
         self.positions += quantity
-        self.cash -= np.einsum("kn,kn->k", quantity, price) + commission.sum(axis=1)
-        new_value = self.cash + np.einsum("kn,kn->k", self.positions, self._close[nxt])
+        self.cash -= np.vecdot(quantity, price) + commission.dot(self._ones)
+        new_value = self.cash + np.vecdot(self.positions, self._close[nxt])
         self.t = nxt
         bankrupt = ~(new_value > 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             reward = np.log(new_value / value)
         if env.turnover_penalty:
-            traded = np.einsum("kn,kn->k", np.abs(quantity), price)
+            traded = np.vecdot(np.abs(quantity), price)
             reward -= env.turnover_penalty * traded / value
         if env.drawdown_penalty:
             np.maximum(self.peak, new_value, out=self.peak)
