@@ -136,6 +136,31 @@ class BacktestConfig:
 
 
 @dataclass(frozen=True)
+class WalkforwardConfig:
+    """``[walkforward]``: folds of a train window followed by a test window.
+
+    Lengths are calendar periods: a number and a unit, ``Y`` (years), ``M`` (months), ``W``
+    (weeks) or ``D`` (days), as in ``"5Y"`` or ``"6M"``.
+    """
+
+    train: str = "5Y"
+    test: str = "1Y"
+    step: str | None = None
+    gap: str = "0D"
+    mode: Literal["rolling", "expanding"] = "rolling"
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    def __post_init__(self) -> None:
+        from .walkforward import parse_period
+
+        for key in ("train", "test", "step", "gap"):
+            value = getattr(self, key)
+            if value is not None:
+                parse_period(value, key=key, allow_zero=key == "gap")
+
+
+@dataclass(frozen=True)
 class BrokerConfig:
     """``[broker]``: where live orders go, and the broker's endpoints."""
 
@@ -179,6 +204,7 @@ TABLES: Mapping[str, _Table] = types.MappingProxyType({
     "train": _Table(TrainConfig),
     "strategy": _Table(StrategyConfig, "name", "strategies", "params"),
     "backtest": _Table(BacktestConfig, "engine", "engines", "options"),
+    "walkforward": _Table(WalkforwardConfig),
     "broker": _Table(BrokerConfig, "name", "brokers", "options"),
     "risk": _Table(RiskConfig),
     "store": _Table(StoreConfig),
@@ -203,6 +229,7 @@ class Config:
     train: TrainConfig | None = None
     strategy: StrategyConfig | None = None
     backtest: BacktestConfig | None = None
+    walkforward: WalkforwardConfig | None = None
     broker: BrokerConfig | None = None
     risk: RiskConfig = field(default_factory=RiskConfig)
     store: StoreConfig = field(default_factory=StoreConfig)

@@ -27,4 +27,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.commands.demo",
     "rlbridge.plugins.commands.run",
     "rlbridge.plugins.commands.report",
+    "rlbridge.plugins.commands.walkforward",
 )
