@@ -20,6 +20,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.features.market",
     "rlbridge.plugins.policies.sb3",
     "rlbridge.plugins.engines.native",
+    "rlbridge.plugins.engines.backtrader_engine",
     "rlbridge.strategies.baselines",
     "rlbridge.strategies.rl_allocation",
     "rlbridge.plugins.commands.config",
