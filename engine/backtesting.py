@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .context import EngineOutput, Rejection
-    from .interfaces import Bars, Fill, Order
+    from .interfaces import Bars, Fill, Order, Strategy
     from .manager import RLBridgePluginManager
     from .store import Store
 
@@ -116,6 +116,7 @@ def backtest(
     store: Store | None = None,
     record: bool = True,
     bars: Bars | None = None,
+    strategy: Strategy | None = None,
 ) -> BacktestResult:
     """Run ``config``'s strategy over ``[backtest] start .. end`` with ``engine``.
 
@@ -128,6 +129,8 @@ def backtest(
         store: where the run is recorded (default: :func:`rlbridge.store.open_store`).
         record: record the run in the store.
         bars: use these bars instead of loading them through the configured feed.
+        strategy: run this strategy object instead of building ``[strategy] name`` (its
+            parameters still come from ``[strategy]``: ``ctx.params``).
 
     Raises:
         ConfigError: a missing table; an unknown engine, strategy or cost model; a benchmark
@@ -155,8 +158,9 @@ def backtest(
     registries = pm.registries
     runner = registries["engines"].create(engine_name, settings.options, where="backtest",
                                           path=config.path)
-    strategy = registries["strategies"].create(config.strategy.name, config.strategy.params,
-                                               where="strategy", path=config.path)
+    if strategy is None:
+        strategy = registries["strategies"].create(config.strategy.name, config.strategy.params,
+                                                   where="strategy", path=config.path)
     if record and store is None:
         from .store import open_store
 

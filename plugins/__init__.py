@@ -29,4 +29,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.commands.run",
     "rlbridge.plugins.commands.report",
     "rlbridge.plugins.commands.walkforward",
+    "rlbridge.plugins.commands.signals",
 )
