@@ -21,6 +21,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.policies.sb3",
     "rlbridge.plugins.engines.native",
     "rlbridge.plugins.engines.backtrader_engine",
+    "rlbridge.plugins.engines.zipline_engine",
     "rlbridge.strategies.baselines",
     "rlbridge.strategies.rl_allocation",
     "rlbridge.plugins.commands.config",
