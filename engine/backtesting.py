@@ -10,6 +10,12 @@ strategy that fails keeps what was recorded, marks the run failed and raises
 The benchmark (``[backtest] benchmark``) is a buy-and-hold of one of the run's symbols: the
 starting cash held from the first bar's close, fractional, without costs, so its value at bar
 ``t`` is ``cash * close[t] / close[first bar]``.
+
+``[risk]`` applies in every engine alike: every order goes through the ``check_order`` hook
+(:func:`rlbridge.risk.order_check`; rejections are recorded with their reason, status
+``rejected``), and with ``max_daily_loss`` or ``max_drawdown`` set the strategy runs behind the
+kill switch (:func:`rlbridge.risk.guard`), whose halt is recorded as an order row with status
+``halted`` and symbol ``*``, followed by the flattening orders carrying the same reason.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
     from .context import EngineOutput, Rejection
     from .interfaces import Bars, Fill, Order, Strategy
     from .manager import RLBridgePluginManager
+    from .risk import Halt
     from .store import Store
 
 
@@ -49,6 +56,9 @@ class BacktestResult:
         benchmark_symbol: the benchmark's symbol, or None.
         benchmark_metrics: :func:`~rlbridge.metrics.performance` of ``benchmark`` ({} without).
         config_path: the config file the run came from, if any.
+        extra: more about the run.  ``extra["halted"]`` is set when the kill switch of
+            ``[risk]`` fired: ``{"time", "bar_index", "reason"}`` of the bar it fired at (the
+            portfolio was flattened at the next bar and the strategy not called again).
     """
 
     run_id: str | None
@@ -81,9 +91,19 @@ class BacktestResult:
                 "fills": len(self.fills), "orders": len(self.orders),
                 "rejections": [{"symbol": r.order.symbol, "quantity": r.order.quantity,
                                 "reason": r.reason} for r in self.rejections],
+                "halted": _halted_json(self.extra.get("halted")),
                 "start": str(self.equity.index[0].date()) if len(self.equity) else None,
                 "end": str(self.equity.index[-1].date()) if len(self.equity) else None,
                 "benchmark": bench}
+
+
+def _halted_json(halted: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``extra["halted"]`` with its time as text, for ``--json``."""
+    if halted is None:
+        return None
+    from .data import format_stamp
+
+    return {**halted, "time": format_stamp(halted["time"])}
 
 
 def decision_range(bars: Bars, start: Any, end: Any, *, what: str = "backtest") -> tuple[int, int]:
@@ -177,10 +197,13 @@ def backtest(
         features, names = pipeline.compute(bars), pipeline.feature_names
     engine_options = getattr(runner, "config", None)
 
-    def check_order(order: Order, ctx: Any) -> str | None:
-        ctx.risk = config.risk
-        return pm.hook.check_order(order=order, context=ctx)  # type: ignore[no-any-return]
+    from .risk import KILL_SWITCH_KEYS, guard, order_check
 
+    # the kill switch wraps the strategy, so every engine halts on the same bar
+    guarded = (guard(strategy, config.risk)
+               if any(getattr(config.risk, key) is not None for key in KILL_SWITCH_KEYS) else None)
+    if guarded is not None:
+        strategy = guarded
     spec = RunSpec(
         bars=bars, start=start, end=end, cash=settings.cash,
         cost_model=create_cost_model(config.costs, pm, path=config.path),
@@ -188,7 +211,7 @@ def backtest(
         feature_window=None if config.features is None else config.features.window,
         fractional=bool(getattr(engine_options, "fractional", False)),
         fill_at=str(getattr(engine_options, "fill_at", "open")),
-        check_order=check_order,
+        check_order=order_check(pm, config.risk),
     )
     run = None
     if record:
@@ -218,8 +241,9 @@ def backtest(
     if bench_at is not None:
         benchmark = pd.Series(settings.cash * close[:, bench_at] / bars.close[start, bench_at],
                               index=index, name=settings.benchmark)
+    halt = None if guarded is None else guarded.halted
     if run is not None:
-        _record(store, run, output, close, bars.symbols, benchmark)
+        _record(store, run, output, close, bars.symbols, benchmark, halt)
     if output.error is not None:
         if run is not None:
             from .runs import finish_run
@@ -237,6 +261,7 @@ def backtest(
         benchmark_metrics=(performance(benchmark) if benchmark is not None
                            and len(benchmark) > 1 else {}),
         config_path=None if config.path is None else str(config.path),
+        extra={} if halt is None else {"halted": halt.to_dict()},
     )
     if run is not None:
         from .runs import finish_run
@@ -271,16 +296,25 @@ def _benchmark_column(symbol: str | None, symbols: tuple[str, ...], path: Any) -
 
 
 def _record(store: Any, run: Any, output: EngineOutput, close: np.ndarray,
-            symbols: tuple[str, ...], benchmark: pd.Series | None) -> None:
+            symbols: tuple[str, ...], benchmark: pd.Series | None, halt: Halt | None) -> None:
+    from .interfaces import Order
     from .runs import record_equity, record_fills, record_orders, record_positions
 
     record_equity(store, run, output.index, output.equity, output.cash,
                   benchmark=None if benchmark is None else benchmark.to_numpy())
     record_positions(store, run, output.index, symbols, output.positions,
                      output.positions * close)
-    if output.orders:
-        record_orders(store, run, output.orders)
-    if output.fills:
-        record_fills(store, run, output.fills)
+    flattening = set() if halt is None else {id(order) for order in halt.orders}
+    orders = [order for order in output.orders if id(order) not in flattening]
+    if orders:
+        record_orders(store, run, orders)
     for rejection in output.rejections:
         record_orders(store, run, [rejection.order], status="rejected", reason=rejection.reason)
+    if halt is not None:
+        # the halt itself ("*": every symbol), then the orders that flattened, with its reason
+        record_orders(store, run, [Order("*", 0.0, created=halt.time)], status="halted",
+                      reason=halt.reason)
+        if halt.orders:
+            record_orders(store, run, list(halt.orders), reason=halt.reason)
+    if output.fills:
+        record_fills(store, run, output.fills)

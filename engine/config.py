@@ -170,7 +170,14 @@ class BrokerConfig:
 
 @dataclass(frozen=True)
 class RiskConfig:
-    """``[risk]``: pre-trade limits, checked identically in every engine and live."""
+    """``[risk]``: pre-trade limits and the kill switch, identical in every engine and live.
+
+    Every key is unset (no check) by default.  The limits are applied by the built-in
+    ``check_order`` plugin (:mod:`rlbridge.plugins.risk.limits`); ``max_daily_loss`` and
+    ``max_drawdown`` by the kill switch (:func:`rlbridge.risk.guard`).  ``calendar`` (unset:
+    ``XNYS``, see :attr:`session_calendar`) gives the regular sessions of ``trading_hours`` and
+    the sessions of ``max_daily_loss`` on intraday bars.
+    """
 
     max_position_weight: float | None = None
     max_gross_exposure: float | None = None
@@ -178,6 +185,31 @@ class RiskConfig:
     max_orders_per_bar: int | None = None
     max_daily_loss: float | None = None
     max_drawdown: float | None = None
+    trading_hours: bool | None = None
+    calendar: str | None = None
+
+    def __post_init__(self) -> None:
+        name = self.calendar
+        if name is None or name == "XNYS":  # the default needs no exchange_calendars import
+            return
+        if name.strip().lower() in ("", "none"):
+            raise ConfigError("the risk checks need an exchange calendar (XNYS, XLON, 24/7, ...) "
+                              "for trading hours and sessions; leave the key out for XNYS",
+                              key="calendar")
+        from .data import calendar_names
+
+        names = calendar_names()
+        if name not in names:
+            close = difflib.get_close_matches(name.upper(), names, n=5, cutoff=0.5)
+            hint = f"; close names: {', '.join(close)}" if close else ""
+            raise ConfigError(f"unknown exchange calendar {name!r}{hint} (any "
+                              "exchange_calendars name such as XNYS, XNAS, XLON, 24/7)",
+                              key="calendar")
+
+    @property
+    def session_calendar(self) -> str:
+        """The exchange calendar the risk checks use: ``calendar``, or ``XNYS`` when unset."""
+        return self.calendar or "XNYS"
 
 
 @dataclass(frozen=True)

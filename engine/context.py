@@ -238,8 +238,13 @@ class EngineContext:
         return self._submit_all(-(self.holdings() + self._pending))
 
     def _submit_all(self, quantity: np.ndarray) -> list[Order]:
+        # orders that reduce a position go first: the room (and the cash) they free is there
+        # when the risk check and the broker see the orders that add
+        held = self.holdings() + self._pending
+        assets = np.flatnonzero(quantity)
+        reducing = np.abs(held[assets] + quantity[assets]) < np.abs(held[assets])
         placed = []
-        for i in np.flatnonzero(quantity):
+        for i in np.concatenate([assets[reducing], assets[~reducing]]):
             order = self._submit(Order(self.symbols[i], float(quantity[i]), created=self.now), i)
             if order is not None:
                 placed.append(order)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import ConfigError, DataError
 from .interfaces import FIELDS, Bars
@@ -40,12 +40,38 @@ __all__ = [
     "extra_rows",
     "format_stamp",
     "load_bars",
+    "DroppedBarsWarning",
     "missing_sessions",
     "sessions",
     "validate_frame",
 ]
 
 _DAY_NS = 86_400 * 10**9
+
+
+class DroppedBarsWarning(UserWarning):
+    """``align = "drop"`` left out timestamps where some symbols had a bar and others not."""
+
+
+def _warn_dropped(stamps: dict[str, Any], common: Any, first: int, last: int,
+                  source: str | None) -> None:
+    """Say which timestamps ``drop`` left out, and whose bars were missing there."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    every = np.unique(np.concatenate([st[(st >= first) & (st <= last)] for st in stamps.values()]))
+    dropped = np.setdiff1d(every, common, assume_unique=True)
+    if not len(dropped):
+        return
+    when = pd.Timestamp(dropped[0])
+    lacking = [s for s, st in stamps.items() if dropped[0] not in st]
+    where = f"{source}: " if source else ""
+    warnings.warn(DroppedBarsWarning(
+        f"{where}align = \"drop\" left out {len(dropped)} timestamp(s) where not every symbol "
+        f"has a bar, the first {format_stamp(when)} (missing for {', '.join(lacking)}); "
+        f"align = \"ffill\" fills short gaps instead"), stacklevel=3)
 
 
 # ---------------------------------------------------------------------- options
@@ -446,6 +472,7 @@ def align(frames: Mapping[str, pd.DataFrame], options: AlignOptions, *,
         if len(common) == 0:
             raise DataError(f"no timestamp has a bar for every symbol ({', '.join(symbols)})",
                             source=source or None)
+        _warn_dropped(stamps, common, first.value, last.value, source)
         target = common
     elif is_daily and options.calendar is not None:
         target = sessions(options.calendar, first, last).asi8

@@ -109,3 +109,19 @@ class NotFoundError(StoreError):
 
     The message names what was asked for and lists the most recent records that do exist.
     """
+
+
+class BrokerError(RLBridgeError):
+    """A broker refused a request or answered something rlbridge cannot use."""
+
+
+class TransientBrokerError(BrokerError):
+    """The outcome of a broker request is unknown (timeout, 5xx, dropped connection).
+
+    An order sent when this is raised may or may not exist: look it up by its client order id
+    before sending it again.
+    """
+
+
+class DuplicateOrderError(BrokerError):
+    """The broker already has an order with this client order id."""

@@ -457,20 +457,98 @@ class Strategy:
         """Called once, after the last bar."""
 
 
+#: order states a broker reports; the last four are final
+ORDER_STATES = ("new", "partially_filled", "filled", "canceled", "rejected", "expired")
+FINAL_STATES = frozenset({"filled", "canceled", "rejected", "expired"})
+
+
+@dataclass(frozen=True)
+class BrokerOrder:
+    """An order as the broker knows it.
+
+    Attributes:
+        client_order_id: rlbridge's deterministic id (run, bar, symbol), unique at the broker.
+        broker_order_id: the broker's own id.
+        symbol: the traded symbol.
+        quantity: signed shares asked (positive buys).
+        filled_quantity: signed shares filled so far.
+        average_price: the average fill price so far (None before any fill).
+        status: one of :data:`ORDER_STATES`.
+        commission: commissions charged so far.
+        reason: why the broker rejected or cancelled it, when it says.
+        filled_at: when the last fill happened, when the broker says.
+    """
+
+    client_order_id: str
+    broker_order_id: str
+    symbol: str
+    quantity: float
+    filled_quantity: float = 0.0
+    average_price: float | None = None
+    status: str = "new"
+    commission: float = 0.0
+    reason: str | None = None
+    filled_at: Any = None
+
+    @property
+    def final(self) -> bool:
+        """Whether nothing more can happen to the order."""
+        return self.status in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class Account:
+    """The account's cash and total value (cash plus positions at market)."""
+
+    cash: float
+    equity: float
+    currency: str = "USD"
+
+
 @runtime_checkable
 class Broker(Protocol):
-    """Where orders go: the simulator, a paper account or a live account."""
+    """Where live orders go: the simulator, a paper account or a live account.
 
-    def account(self) -> Mapping[str, float]:
-        """Cash, equity and buying power."""
+    Every method may raise :class:`~rlbridge.errors.BrokerError`;
+    :class:`~rlbridge.errors.TransientBrokerError` (a timeout, a 5xx, a dropped connection) means
+    the outcome is unknown and the caller looks the order up by its client id before trying
+    again; :class:`~rlbridge.errors.DuplicateOrderError` means an order with that client id
+    exists already.
+    """
+
+    #: True for paper accounts and simulators, False when real money trades
+    paper: bool
+
+    def connect(self, session: Any) -> None:
+        """Open connections; ``session`` gives the run's bars, cost model and clock."""
+        ...
+
+    def close(self) -> None:
+        """Close connections and stop streams."""
+        ...
+
+    def account(self) -> Account:
+        """Cash and equity now."""
         ...
 
     def positions(self) -> Mapping[str, float]:
-        """Signed shares per symbol."""
+        """Signed shares per symbol (symbols with no position may be absent)."""
         ...
 
-    def submit(self, order: Order) -> str:
-        """Send ``order``; return the broker's order id.  Must be idempotent on client_order_id."""
+    def submit(self, order: Order) -> BrokerOrder:
+        """Send ``order`` (its ``client_order_id`` set); the broker's view of it once accepted.
+
+        ``order.kind`` is ``"market"`` or ``"limit"``; ``"market_on_open"`` asks for the
+        next session's opening auction.
+        """
+        ...
+
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        """The order with this client id, or None when the broker has none."""
+        ...
+
+    def cancel(self, client_order_id: str) -> None:
+        """Ask the broker to cancel an open order."""
         ...
 
 

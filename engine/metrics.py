@@ -1,9 +1,10 @@
-"""Performance of an equity curve: returns, risk, drawdowns, turnover and costs.
+"""Performance of an equity curve: returns, risk, drawdowns, turnover, trades and costs.
 
 The return and risk statistics come from empyrical (``empyrical-reloaded``) on the simple
 returns of the curve, ``equity.pct_change()``; this module adds what empyrical does not have
-(drawdown durations, turnover and costs from fills) and the side-by-side table that
-``rlbridge backtest`` and ``rlbridge demo`` print.
+(drawdown durations, turnover, round trips and costs from fills, metrics per calendar period)
+and the side-by-side table that ``rlbridge backtest``, ``rlbridge compare`` and
+``rlbridge demo`` print.
 
 Conventions:
 
@@ -14,7 +15,16 @@ Conventions:
 * ``max_drawdown`` is negative or 0 (``-0.25`` is a 25% fall from the peak).
 * ``risk_free`` is an annual rate, turned into a per-bar rate by compounding; it is both the
   Sharpe ratio's risk-free return and the Sortino ratio's required return.
-* Without fills, ``turnover`` and ``costs_paid`` are NaN (unknown); with an empty list, 0.
+* Without fills, ``turnover``, ``trades``, ``win_rate``, ``avg_trade_pnl`` and ``costs_paid``
+  are NaN (unknown); with an empty list, turnover, trades and costs are 0 and the win rate
+  and average trade are NaN (no trade to average).
+* A **trade** is a round trip of one symbol from flat to flat (:func:`round_trips`): it opens
+  with the fill that takes the position away from zero and closes with the fill that brings
+  it back; a fill that crosses zero (long to short) closes one trade and opens the next with
+  the rest of its quantity, its commission split between them by quantity.  Its P&L is the
+  cash it brought: sale proceeds minus purchase costs minus every commission of its fills
+  (FIFO and average-cost accounting agree on a position that returns to zero).  A position
+  still open at the last fill is not a trade yet.
 """
 
 from __future__ import annotations
@@ -31,7 +41,8 @@ if TYPE_CHECKING:
 
     from .interfaces import Fill
 
-__all__ = ["METRICS", "format_table", "performance"]
+__all__ = ["METRICS", "format_table", "format_value", "performance", "performance_by_period",
+           "round_trips", "trade_stats"]
 
 #: The keys of :func:`performance`, in the order :func:`format_table` prints them, with their
 #: labels and formats (``pct``: percent, ``ratio``: two decimals, ``int``, ``days``, ``money``).
@@ -46,10 +57,17 @@ METRICS: dict[str, tuple[str, str]] = {
     "max_drawdown_duration": ("Max drawdown duration (bars)", "int"),
     "max_drawdown_duration_days": ("Max drawdown duration (days)", "days"),
     "turnover": ("Turnover (per year)", "pct"),
+    "trades": ("Trades (round trips)", "int"),
+    "win_rate": ("Win rate", "pct"),
+    "avg_trade_pnl": ("Average trade P&L", "money"),
     "costs_paid": ("Costs paid", "money"),
+    "slippage_paid": ("Slippage paid", "money"),
     "final_value": ("Final value", "money"),
     "bars": ("Bars", "int"),
 }
+
+_FILL_COLUMNS = ("symbol", "quantity", "price", "commission")
+_PERIODS = {"Y": "Y", "A": "Y", "YEAR": "Y", "M": "M", "MONTH": "M"}
 
 
 def performance(
@@ -58,6 +76,7 @@ def performance(
     fills: Iterable[Fill] | pd.DataFrame | None = None,
     periods_per_year: int = 252,
     risk_free: float = 0.0,
+    reference: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """The performance of one equity curve.
 
@@ -66,9 +85,12 @@ def performance(
             duration in days and is needed for turnover.  A DataFrame with a ``value`` column
             (:func:`rlbridge.runs.run_equity`) is accepted too.
         fills: the run's fills (:class:`~rlbridge.interfaces.Fill` objects, or the frame of
-            :func:`rlbridge.runs.run_fills`), for turnover and costs.
+            :func:`rlbridge.runs.run_fills`), for turnover, trades and costs.
         periods_per_year: bars per year (252 for daily bars).
         risk_free: annual risk-free rate.
+        reference: the price each fill is measured against for slippage, usually the open of
+            the bar it filled at: a frame indexed by bar time with one column per symbol.
+            Every fill's time and symbol must be in it.
 
     Returns:
         ``total_return``, ``annual_return`` (compound), ``annual_volatility``, ``sharpe``,
@@ -76,17 +98,226 @@ def performance(
         longest time below a previous peak, in bars, from the peak to the bar that regains it
         or to the last bar), ``max_drawdown_duration_days`` (the same in calendar days; NaN
         without a DatetimeIndex), ``turnover`` (one-way: half the value bought and sold, as a
-        fraction of the portfolio value at the bar before each fill, per year), ``costs_paid``
-        (sum of commissions; slippage is in the fill prices), ``final_value`` and ``bars``
-        (number of equity values).  ``max_drawdown_duration`` and ``bars`` are ints, the
+        fraction of the portfolio value at the bar before each fill, per year), ``trades``
+        (closed round trips, see the module notes), ``win_rate`` (the fraction of them with a
+        P&L above 0), ``avg_trade_pnl`` (their mean P&L, commissions included),
+        ``costs_paid`` (commissions, plus the slippage when ``reference`` is given),
+        ``slippage_paid`` (only with ``reference``: the sum of ``quantity * (price -
+        reference)``, what the fill prices cost against the reference; negative when they
+        were better), ``final_value`` and ``bars`` (number of equity values).
+        ``max_drawdown_duration`` and ``bars`` are ints, ``trades`` an int with fills, the
         rest floats, NaN where undefined (see the module notes).
 
     Raises:
         RLBridgeError: fewer than 2 equity values.
-        DataError: a value that is not a positive finite number, an unsorted time index, or
-            turnover asked of a curve without a time index.
+        DataError: a value that is not a positive finite number, an unsorted time index,
+            turnover asked of a curve without a time index, or a fill missing from
+            ``reference``.
     """
     import empyrical
+    import numpy as np
+
+    equity = _equity_series(equity)
+    values = equity.to_numpy()
+    timed = _is_timed(equity)
+    returns = equity.pct_change().iloc[1:]
+    ppy = periods_per_year
+    rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
+    # a curve compounding the same return every bar differs from it by rounding residue only
+    # (about 1e-18): a deviation that small is zero, not a denominator giving a ratio of 1e14
+    excess = returns.to_numpy() - rf
+    tiny = 1e-12 * float(np.max(np.abs(excess)))
+    steady = float(np.ptp(excess)) <= tiny
+    no_downside = float(empyrical.downside_risk(returns, required_return=rf,
+                                                annualization=ppy)) <= tiny * math.sqrt(ppy)
+    bars_long, days_long = _drawdown_durations(values, equity.index if timed else None)
+    out: dict[str, Any] = {
+        "total_return": float(empyrical.cum_returns_final(returns)),
+        "annual_return": float(empyrical.annual_return(returns, annualization=ppy)),
+        "annual_volatility": float(empyrical.annual_volatility(returns, annualization=ppy)),
+        "sharpe": _ratio(empyrical.sharpe_ratio(returns, risk_free=rf, annualization=ppy),
+                         steady),
+        "sortino": _ratio(empyrical.sortino_ratio(returns, required_return=rf,
+                                                  annualization=ppy), no_downside),
+        "calmar": _ratio(empyrical.calmar_ratio(returns, annualization=ppy)),
+        "max_drawdown": float(empyrical.max_drawdown(returns)),
+        "max_drawdown_duration": bars_long,
+        "max_drawdown_duration_days": days_long,
+        "turnover": math.nan,
+        "trades": math.nan,
+        "win_rate": math.nan,
+        "avg_trade_pnl": math.nan,
+        "costs_paid": math.nan,
+        "final_value": float(values[-1]),
+        "bars": len(values),
+    }
+    if fills is not None:
+        table = _fill_table(fills)
+        out["turnover"], out["costs_paid"] = _trading(equity, table, len(returns) / ppy)
+        out.update(trade_stats(round_trips(table)))
+        if reference is not None:
+            slippage = _slippage(table, reference)
+            out["slippage_paid"] = slippage
+            out["costs_paid"] += slippage
+    return out
+
+
+def performance_by_period(
+    equity: pd.Series,
+    fills: Iterable[Fill] | pd.DataFrame | None = None,
+    period: str = "Y",
+    *,
+    periods_per_year: int = 252,
+    risk_free: float = 0.0,
+) -> pd.DataFrame:
+    """:func:`performance` of each calendar year (``period="Y"``) or month (``"M"``).
+
+    A period's curve is its own bars preceded by the last bar of the period before, so its
+    returns are exactly the bar returns dated in the period and the periods' total returns
+    compound to the whole curve's (they equal ``empyrical.aggregate_returns``).  Its turnover
+    and costs count the fills dated in it; its trades are the round trips that closed in it
+    (opened whenever).  Annual figures of a month are annualised like those of the whole
+    curve.  Bars of an intraday curve belong to their UTC date.
+
+    Args:
+        equity: portfolio value at each bar with a DatetimeIndex (or a ``value`` frame).
+        fills: the run's fills, as for :func:`performance`.
+        period: ``"Y"`` (calendar years) or ``"M"`` (calendar months).
+        periods_per_year: bars per year.
+        risk_free: annual risk-free rate.
+
+    Returns:
+        One row per period with at least one return, indexed by a ``PeriodIndex`` named
+        ``period``; the columns are the keys of :func:`performance`.  A first period holding
+        only the curve's first bar has no return and no row.
+
+    Raises:
+        RLBridgeError: an unknown ``period``, or fewer than 2 equity values.
+        DataError: as for :func:`performance`, or an equity curve without a time index.
+    """
+    import numpy as np
+    import pandas as pd
+
+    freq = _PERIODS.get(str(period).upper())
+    if freq is None:
+        raise RLBridgeError(f"period must be 'Y' (calendar years) or 'M' (months), "
+                            f"not {period!r}")
+    equity = _equity_series(equity)
+    if not _is_timed(equity):
+        raise DataError("metrics per period need an equity curve indexed by time "
+                        "(a DatetimeIndex)")
+    labels = _clock_index(equity.index).to_period(freq)
+    table = trips = None
+    if fills is not None:
+        daily = equity.index.tz is None
+        table = _fill_table(fills)
+        trips = round_trips(table)
+        fill_labels = pd.DatetimeIndex(_on_clock(table["time"], daily)).to_period(freq)
+        trip_labels = pd.DatetimeIndex(_on_clock(trips["closed"], daily)).to_period(freq)
+    rows, names = [], []
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(equity)]
+    for first, stop in zip(starts.tolist(), ends.tolist(), strict=True):
+        lo = max(first - 1, 0)
+        if stop - lo < 2:
+            continue  # the curve's first bar alone: no return in this period
+        label = labels[first]
+        part = None if table is None else table[np.asarray(fill_labels == label)]
+        row = performance(equity.iloc[lo:stop], fills=part, periods_per_year=periods_per_year,
+                          risk_free=risk_free)
+        if trips is not None:
+            row.update(trade_stats(trips[np.asarray(trip_labels == label)]))
+        rows.append(row)
+        names.append(label)
+    return pd.DataFrame(rows, index=pd.PeriodIndex(names, freq=freq, name="period"),
+                        columns=[k for k in METRICS if k != "slippage_paid"])
+
+
+def round_trips(fills: Iterable[Fill] | pd.DataFrame) -> pd.DataFrame:
+    """The closed round trips of ``fills``, one per row, in the order they closed.
+
+    See the module notes for what a trade is and how its P&L is counted.  Every symbol is
+    taken to be flat before its first fill, as it is before a run's first fill: the fills of a
+    run since some later date would count the sale of an older position as a short.
+
+    Args:
+        fills: :class:`~rlbridge.interfaces.Fill` objects, or a frame with the columns
+            ``symbol``, ``quantity``, ``price``, ``commission`` and the time as a ``time``
+            column or as the index (:func:`rlbridge.runs.run_fills`).
+
+    Returns:
+        Columns ``symbol``, ``opened`` and ``closed`` (the times of the first and last fill),
+        ``pnl`` (commissions included) and ``commission``.
+
+    Raises:
+        DataError: a fills frame without one of those columns.
+    """
+    import numpy as np
+    import pandas as pd
+
+    table = _fill_table(fills)
+    q = table["quantity"].to_numpy(dtype=np.float64)
+    keep = np.flatnonzero(q != 0)
+    codes, symbols = pd.factorize(table["symbol"].to_numpy(dtype=object)[keep])
+    stamps = _on_clock(table["time"].iloc[keep], daily=False)
+    by_symbol = np.lexsort((stamps, codes))  # by symbol, then time (ties: as given)
+    order, codes = keep[by_symbol], codes[by_symbol]
+    q = q[order]
+    n = len(q)
+    if n == 0:
+        return pd.DataFrame({"symbol": pd.Series([], dtype=object), "opened": [], "closed": [],
+                             "pnl": pd.Series([], dtype="float64"),
+                             "commission": pd.Series([], dtype="float64")})
+    price = table["price"].to_numpy(dtype=np.float64)[order]
+    commission = table["commission"].to_numpy(dtype=np.float64)[order]
+    times = table["time"].to_numpy(dtype=object)[order]
+    # the position of each symbol after each of its fills, and before it
+    first = np.r_[True, codes[1:] != codes[:-1]]
+    total = np.cumsum(q)
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    after = total - (total - q)[start]
+    after[np.abs(after) <= 1e-9 * max(1.0, float(np.abs(q).max()))] = 0.0  # rounding is flat
+    before = np.where(first, 0.0, np.r_[0.0, after[:-1]])
+    # a fill from long to short (or back) is two pieces: the part that closes, the part that opens
+    cross = before * after < 0
+    fill = np.repeat(np.arange(n), np.where(cross, 2, 1))
+    second = np.r_[False, fill[1:] == fill[:-1]]
+    closing = cross[fill] & ~second
+    piece_before = np.where(second, 0.0, before[fill])
+    piece_after = np.where(closing, 0.0, after[fill])
+    qty = np.where(cross[fill], piece_after - piece_before, q[fill])
+    fee = commission[fill] * np.where(cross[fill], np.abs(qty) / np.abs(q[fill]), 1.0)
+    cash = -qty * price[fill] - fee
+    opens = piece_before == 0
+    trade = np.cumsum(opens) - 1
+    last = np.r_[trade[1:] != trade[:-1], True]
+    closed = piece_after[last] == 0
+    frame = pd.DataFrame({
+        "symbol": np.asarray(symbols, dtype=object)[codes[fill[opens]]][closed],
+        "opened": times[fill[opens]][closed],
+        "closed": times[fill[last]][closed],
+        "pnl": np.bincount(trade, weights=cash)[closed],
+        "commission": np.bincount(trade, weights=fee)[closed]})
+    when = _on_clock(frame["closed"], daily=False)
+    return frame.iloc[np.argsort(when, kind="stable")].reset_index(drop=True)
+
+
+def trade_stats(trips: pd.DataFrame) -> dict[str, Any]:
+    """``trades``, ``win_rate`` and ``avg_trade_pnl`` of round trips (:func:`round_trips`).
+
+    Win rate and average are NaN without a trade.
+    """
+    count = len(trips)
+    if count == 0:
+        return {"trades": 0, "win_rate": math.nan, "avg_trade_pnl": math.nan}
+    pnl = trips["pnl"].to_numpy()
+    return {"trades": count, "win_rate": float((pnl > 0).sum() / count),
+            "avg_trade_pnl": float(pnl.sum() / count)}
+
+
+# ---------------------------------------------------------------------- helpers
+def _equity_series(equity: Any) -> pd.Series:
+    """``equity`` as a float Series, checked: at least 2 positive finite values, sorted times."""
     import numpy as np
     import pandas as pd
 
@@ -104,46 +335,49 @@ def performance(
         at = int(bad.argmax())
         raise DataError(f"equity must be a positive finite number at every bar; "
                         f"it is {values[at]} at {equity.index[at]}")
-    timed = isinstance(equity.index, pd.DatetimeIndex)
-    if timed and not (equity.index.is_monotonic_increasing and equity.index.is_unique):
+    if _is_timed(equity) and not (equity.index.is_monotonic_increasing
+                                  and equity.index.is_unique):
         raise DataError("the equity curve's times must be sorted and unique")
+    return equity
 
-    returns = equity.pct_change().iloc[1:]
-    ppy = periods_per_year
-    rf = (1.0 + risk_free) ** (1.0 / ppy) - 1.0
-    # a curve compounding the same return every bar differs from it by rounding residue only
-    # (about 1e-18): a deviation that small is zero, not a denominator giving a ratio of 1e14
-    excess = returns.to_numpy() - rf
-    tiny = 1e-12 * float(np.max(np.abs(excess)))
-    steady = float(np.ptp(excess)) <= tiny
-    no_downside = float(empyrical.downside_risk(returns, required_return=rf,
-                                                annualization=ppy)) <= tiny * math.sqrt(ppy)
-    bars_long, days_long = _drawdown_durations(values, equity.index if timed else None)
-    out = {
-        "total_return": float(empyrical.cum_returns_final(returns)),
-        "annual_return": float(empyrical.annual_return(returns, annualization=ppy)),
-        "annual_volatility": float(empyrical.annual_volatility(returns, annualization=ppy)),
-        "sharpe": _ratio(empyrical.sharpe_ratio(returns, risk_free=rf, annualization=ppy),
-                         steady),
-        "sortino": _ratio(empyrical.sortino_ratio(returns, required_return=rf,
-                                                  annualization=ppy), no_downside),
-        "calmar": _ratio(empyrical.calmar_ratio(returns, annualization=ppy)),
-        "max_drawdown": float(empyrical.max_drawdown(returns)),
-        "max_drawdown_duration": bars_long,
-        "max_drawdown_duration_days": days_long,
-        "turnover": math.nan,
-        "costs_paid": math.nan,
-        "final_value": float(values[-1]),
-        "bars": len(values),
-    }
-    if fills is not None:
-        out["turnover"], out["costs_paid"] = _trading(equity, fills, len(returns) / ppy)
-    return out
+
+def _is_timed(equity: pd.Series) -> bool:
+    import pandas as pd
+
+    return isinstance(equity.index, pd.DatetimeIndex)
+
+
+def _clock_index(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Session dates as they are; instants as UTC wall times (naive)."""
+    return index if index.tz is None else index.tz_convert("UTC").tz_localize(None)
 
 
 def _ratio(value: Any, undefined: bool = False) -> float:
     value = float(value)
     return value if math.isfinite(value) and not undefined else math.nan
+
+
+def _fill_table(fills: Iterable[Fill] | pd.DataFrame) -> pd.DataFrame:
+    """``fills`` as a frame with the columns ``time``, ``symbol``, ``quantity``, ``price`` and
+    ``commission`` (a frame's time is its ``time`` column, else its index)."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(fills, pd.DataFrame):
+        missing = [c for c in _FILL_COLUMNS if c not in fills.columns]
+        if missing:
+            raise DataError(f"the fills frame has no column {', '.join(missing)}")
+        times = fills["time"].to_numpy() if "time" in fills.columns else fills.index
+        table = pd.DataFrame({"time": times, **{c: fills[c].to_numpy() for c in _FILL_COLUMNS}})
+    else:
+        rows = list(fills)
+        table = pd.DataFrame({
+            "time": pd.Series([f.time for f in rows], dtype=object),
+            "symbol": pd.Series([f.symbol for f in rows], dtype=object),
+            "quantity": np.array([f.quantity for f in rows], dtype=np.float64),
+            "price": np.array([f.price for f in rows], dtype=np.float64),
+            "commission": np.array([f.commission for f in rows], dtype=np.float64)})
+    return table.astype({"quantity": "float64", "price": "float64", "commission": "float64"})
 
 
 def _drawdown_durations(values: Any, index: pd.DatetimeIndex | None) -> tuple[int, float]:
@@ -166,38 +400,54 @@ def _drawdown_durations(values: Any, index: pd.DatetimeIndex | None) -> tuple[in
     return bars, float(span.max())
 
 
-def _trading(equity: pd.Series, fills: Iterable[Fill] | pd.DataFrame,
-             years: float) -> tuple[float, float]:
-    """(one-way turnover per year, commissions paid) of ``fills`` against ``equity``."""
+def _trading(equity: pd.Series, table: pd.DataFrame, years: float) -> tuple[float, float]:
+    """(one-way turnover per year, commissions paid) of the fills ``table`` against ``equity``."""
     import numpy as np
-    import pandas as pd
 
-    if isinstance(fills, pd.DataFrame):
-        missing = [c for c in ("quantity", "price", "commission") if c not in fills.columns]
-        if missing:
-            raise DataError(f"the fills frame has no column {', '.join(missing)}")
-        times = fills["time"] if "time" in fills.columns else fills.index
-        quantity = fills["quantity"].to_numpy(dtype=np.float64)
-        price = fills["price"].to_numpy(dtype=np.float64)
-        commission = fills["commission"].to_numpy(dtype=np.float64)
-    else:
-        rows = list(fills)
-        times = [f.time for f in rows]
-        quantity = np.array([f.quantity for f in rows], dtype=np.float64)
-        price = np.array([f.price for f in rows], dtype=np.float64)
-        commission = np.array([f.commission for f in rows], dtype=np.float64)
+    quantity = table["quantity"].to_numpy()
     if len(quantity) == 0:
         return 0.0, 0.0
-    if not isinstance(equity.index, pd.DatetimeIndex):
+    if not _is_timed(equity):
         raise DataError("turnover needs an equity curve indexed by time (a DatetimeIndex)")
     daily = equity.index.tz is None
-    stamps = _on_clock(times, daily)
+    stamps = _on_clock(table["time"], daily)
     ticks = equity.index.asi8 if daily else equity.index.tz_convert("UTC").asi8
     # the portfolio value when the trade was decided: the last value strictly before the fill
     before = np.searchsorted(ticks, stamps, side="left") - 1
     base = equity.to_numpy()[np.clip(before, 0, None)]
-    one_way = 0.5 * float(np.sum(np.abs(quantity * price) / base))
-    return one_way / years, float(commission.sum())
+    one_way = 0.5 * float(np.sum(np.abs(quantity * table["price"].to_numpy()) / base))
+    return one_way / years, float(table["commission"].to_numpy().sum())
+
+
+def _slippage(table: pd.DataFrame, reference: pd.DataFrame) -> float:
+    """Sum of ``quantity * (price - reference price)`` over the fills (positive: a cost)."""
+    import numpy as np
+    import pandas as pd
+
+    if len(table) == 0:
+        return 0.0
+    if not isinstance(reference, pd.DataFrame) or not isinstance(reference.index,
+                                                                 pd.DatetimeIndex):
+        raise DataError("reference prices must be a frame indexed by time, one column per "
+                        "symbol")
+    daily = reference.index.tz is None
+    ticks = reference.index.asi8 if daily else reference.index.tz_convert("UTC").asi8
+    stamps = _on_clock(table["time"], daily)
+    row = np.searchsorted(ticks, stamps)
+    found = (row < len(ticks)) & (ticks[np.clip(row, 0, len(ticks) - 1)] == stamps)
+    column = reference.columns.get_indexer(table["symbol"])
+    missing = np.flatnonzero(~found | (column < 0))
+    if len(missing):
+        at = int(missing[0])
+        raise DataError(f"no reference price for the fill of {table['symbol'].iloc[at]} at "
+                        f"{table['time'].iloc[at]}")
+    prices = reference.to_numpy(dtype=np.float64)[row, column]
+    if not np.isfinite(prices).all():
+        at = int(np.flatnonzero(~np.isfinite(prices))[0])
+        raise DataError(f"the reference price of {table['symbol'].iloc[at]} at "
+                        f"{table['time'].iloc[at]} is {prices[at]}")
+    quantity = table["quantity"].to_numpy()
+    return float(np.sum(quantity * (table["price"].to_numpy() - prices)))
 
 
 def _on_clock(times: Any, daily: bool) -> np.ndarray:
@@ -239,7 +489,8 @@ def format_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
         keys += [k for k in metrics if k not in METRICS and k not in keys]
     labels = [METRICS[k][0] if k in METRICS else k.replace("_", " ").capitalize()
               for k in keys]
-    cells = [[format_value(rows[n].get(k), METRICS.get(k, ("", ""))[1]) for n in names] for k in keys]
+    cells = [[format_value(rows[n].get(k), METRICS.get(k, ("", ""))[1]) for n in names]
+             for k in keys]
     first = max([len("Metric"), *map(len, labels)])
     widths = [max([len(n), *(len(row[j]) for row in cells)]) for j, n in enumerate(names)]
     lines = ["  ".join(["Metric".ljust(first), *(n.rjust(w) for n, w in zip(names, widths,

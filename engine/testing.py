@@ -12,6 +12,9 @@ gets these fixtures without a conftest:
   (505 sessions, adjusted), as read-only :class:`~rlbridge.Bars` shared by the whole session.
 * ``rlbridge_cli``: runs the ``rlbridge`` command line in-process with the plugins of
   ``rlbridge_pm`` against ``rlbridge_store``: ``result = rlbridge_cli("list", "feeds")``.
+* ``alpaca_emulator``: an emulator of Alpaca's REST API and its two websocket streams on
+  127.0.0.1 (:class:`rlbridge.emulators.alpaca.AlpacaEmulator`), with faults on demand, for
+  driving the real alpaca-py clients (and the ``alpaca`` broker) in tests.
 
 and two helpers: :func:`register_plugin`, which registers a plugin the way rlbridge loads one
 (recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once), and
@@ -36,11 +39,13 @@ if TYPE_CHECKING:
     import numpy as np
     from click.testing import Result
 
+    from .emulators.alpaca import AlpacaEmulator
     from .interfaces import Bars, FeatureTransform
     from .manager import RLBridgePluginManager
     from .store import Store
 
 __all__ = [
+    "alpaca_emulator",
     "SAMPLE_END",
     "SAMPLE_START",
     "SAMPLE_SYMBOLS",
@@ -278,3 +283,20 @@ def _compare(name: str, names: tuple[str, ...], bars: Bars, base: np.ndarray, ot
         f"{bars.symbols[asset]} at row {row} ({_when(bars, row)}) changed from "
         f"{was[row, asset, feature]!r} to {now[row, asset, feature]!r} when {how}; "
         f"the value at a bar may only use that bar and earlier ones")
+
+
+@pytest.fixture
+def alpaca_emulator() -> Iterator[AlpacaEmulator]:
+    """An Alpaca emulator on 127.0.0.1, started for the test and stopped after it.
+
+    Point the real alpaca-py clients at ``alpaca_emulator.trading_url``, ``data_url``,
+    ``trade_stream_url`` and ``data_stream_url`` with ``alpaca_emulator.key_id`` /
+    ``alpaca_emulator.secret_key``.  Nothing global is set: a test that runs rlbridge's
+    ``alpaca`` broker sets ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY`` itself
+    (``monkeypatch.setenv``).  A request that failed inside the emulator fails the test.
+    """
+    from .emulators.alpaca import AlpacaEmulator
+
+    with AlpacaEmulator() as emulator:
+        yield emulator
+    assert not emulator.errors, emulator.errors[0]

@@ -34,7 +34,11 @@ class BuyAndHold(Strategy):
 
 
 class EqualWeight(Strategy):
-    """Equal weights (``exposure`` in all) in every symbol, rebalanced every ``rebalance`` bars."""
+    """Equal weights (``exposure`` in all) in every symbol, rebalanced every ``rebalance`` bars.
+
+    A book that holds nothing and has no open order is invested at once, whatever the bar:
+    a live deployment that starts between two rebalance dates does not wait for the next one.
+    """
 
     @dataclass(frozen=True)
     class Config:
@@ -46,7 +50,9 @@ class EqualWeight(Strategy):
                 raise ConfigError(f"must be at least 1, got {self.rebalance}", key="rebalance")
 
     def on_bar(self, ctx: BarContext) -> None:
-        if ctx.bar_index % int(self.params.get("rebalance", 21)) == 0:
+        due = ctx.bar_index % int(self.params.get("rebalance", 21)) == 0
+        empty = not ctx.open_orders and not any(ctx.positions.values())
+        if due or empty:
             n = len(ctx.symbols)
             weight = float(self.params.get("exposure", 1.0)) / n
             ctx.order_target_weights({s: weight for s in ctx.symbols})

@@ -15,6 +15,7 @@ from rlbridge import sample_data
 from rlbridge.config import config_from_mapping
 from rlbridge.data import (
     AlignOptions,
+    DroppedBarsWarning,
     align,
     extra_rows,
     load_bars,
@@ -131,7 +132,9 @@ def test_validate_frame_checks_extra_price_columns():
 def test_drop_keeps_common_sessions_of_the_common_range():
     a = daily(business("2020-12-21", "2020-12-31"), range(1, 9))
     b = daily([d for d in business("2020-12-22", "2020-12-30") if d.day != 24], range(10, 15))
-    bars = align({"A": a, "B": b}, AlignOptions())
+    with pytest.warns(DroppedBarsWarning, match=r'left out 1 timestamp\(s\) where not every '
+                      r"symbol has a bar, the first 2020-12-24 \(missing for B\)"):
+        bars = align({"A": a, "B": b}, AlignOptions())
     assert [d.day for d in bars.index] == [22, 23, 28, 29, 30]
     assert bars.shape == (5, 2, 5) and bars.values.dtype == np.float64
     assert bars.close[:, 0].tolist() == [2, 3, 5, 6, 7]

@@ -10,7 +10,7 @@ import pytest
 
 from rlbridge import sample_data
 from rlbridge.config import config_from_mapping
-from rlbridge.data import AlignOptions, load_bars
+from rlbridge.data import AlignOptions, DroppedBarsWarning, load_bars
 from rlbridge.errors import ConfigError, DataError, StoreError
 from rlbridge.manager import make_plugin_manager
 from rlbridge.plugins.feeds.sql import SqlFeed
@@ -78,7 +78,8 @@ def test_ffill_over_a_removed_session(pm, tmp_path):
     with open_store(url) as store:
         store.write_bars(spy)
         store.write_bars(type(agg)(agg.index[keep], agg.symbols, agg.values[keep]))
-    dropped = sql_feed(pm, url=url).load(["SPY", "AGG"])
+    with pytest.warns(DroppedBarsWarning, match="the first 2020-03-16 .missing for AGG."):
+        dropped = sql_feed(pm, url=url).load(["SPY", "AGG"])
     assert len(dropped) == 21 and pd.Timestamp("2020-03-16") not in dropped.index
     filled = sql_feed(pm, url=url, align="ffill").load(["SPY", "AGG"])
     assert len(filled) == 22

@@ -1,0 +1,230 @@
+"""The live order journal: every order intent is in the store before it reaches a broker.
+
+Each order of a live deployment has a deterministic client order id, ``rlb-<deployment>-
+<bar>-<symbol>``: the deployment (a hash of what trades: symbols, strategy, broker), the decision
+bar and the symbol.  Deciding the same bar again, after a crash or a restart, gives the same ids,
+and the store's unique client order id refuses a second intent; the broker refuses a second
+order with the same id.  Together they make sure no order is sent twice.
+
+An entry moves through ``pending`` (journaled, not known to the broker) to the broker's states
+(``new``, ``partially_filled``, then ``filled``, ``canceled``, ``rejected`` or ``expired``).
+``expired`` is also what a pending intent becomes when its bar has passed without it being sent:
+a stale order is never sent.  Fills are recorded as the broker reports them, linked to their
+entry, so the journal's filled quantity always equals the sum of its fills.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import StoreError
+from ..interfaces import FINAL_STATES, BrokerOrder, Fill, Order
+from ..schema import fills_table, orders_table
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import Config
+    from ..store import Store
+
+#: journal states that may still change
+OPEN_STATES = ("pending", "new", "partially_filled")
+#: the broker's view of no order at all, after its bar passed
+EXPIRED = "expired"
+#: an order computed by ``--dry-run``: journaled, never sent
+DRY_RUN = "dry_run"
+
+
+def deployment_id(config: Config, broker: str) -> str:
+    """A short stable hash of what a live deployment trades: symbols, strategy and broker.
+
+    The same config on the same broker gives the same id in every process, which is what makes
+    client order ids deterministic across restarts.
+    """
+    parts = {"symbols": list(config.data.symbols or ()) if config.data else [],
+             "strategy": config.strategy.name if config.strategy else None,
+             "params": {k: str(v) for k, v in (config.strategy.params.items()
+                                               if config.strategy else ())},
+             "broker": broker}
+    text = json.dumps(parts, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def client_order_id(deployment: str, bar: Any, symbol: str) -> str:
+    """``rlb-<deployment>-<YYYYmmddHHMM>-<symbol>``, at most 48 characters (Alpaca's limit)."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(bar)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    clean = re.sub(r"[^A-Za-z0-9.]", "", symbol)[:18]
+    return f"rlb-{deployment}-{stamp:%Y%m%d%H%M}-{clean}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journaled order and what the broker has filled of it."""
+
+    row: int
+    run_id: str
+    client_order_id: str
+    symbol: str
+    quantity: float
+    kind: str
+    bar: pd.Timestamp
+    status: str
+    broker_order_id: str | None
+    filled: float = 0.0
+    cost: float = 0.0
+    commission: float = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_STATES
+
+    def order(self) -> Order:
+        """The order to send for this entry."""
+        return Order(self.symbol, self.quantity, kind=self.kind, created=self.bar,
+                     client_order_id=self.client_order_id)
+
+
+class Journal:
+    """The orders and fills of one deployment in the store.
+
+    Args:
+        store: the open store.
+        run_id: the live run new entries and fills are recorded under.
+        deployment: the deployment id (:func:`deployment_id`).
+    """
+
+    def __init__(self, store: Store, run_id: str, deployment: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.deployment = deployment
+        self._prefix = f"rlb-{deployment}-"
+
+    # ------------------------------------------------------------------ reading
+    def entries(self, *, bar: Any = None, states: Iterable[str] | None = None) -> list[Entry]:
+        """The deployment's entries (of one decision ``bar``, in ``states``), oldest first."""
+        from ..runs._base import _stamp_ns
+
+        o, f = orders_table.c, fills_table.c
+        filled = (sa.select(f.order_id, sa.func.sum(f.quantity).label("q"),
+                            sa.func.sum(f.quantity * f.price).label("cost"),
+                            sa.func.sum(f.commission).label("commission"))
+                  .group_by(f.order_id).subquery())
+        stmt = (sa.select(o.id, o.run_id, o.client_order_id, o.symbol, o.quantity, o.kind, o.ts,
+                          o.status, o.broker_order_id, filled.c.q, filled.c.cost,
+                          filled.c.commission)
+                .outerjoin(filled, filled.c.order_id == o.id)
+                .where(o.client_order_id.like(self._prefix + "%"))
+                .order_by(o.id))
+        if bar is not None:
+            stmt = stmt.where(o.ts == _stamp_ns(bar))
+        if states is not None:
+            stmt = stmt.where(o.status.in_(list(states)))
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return [self._entry(r) for r in rows]
+
+    def get(self, client_order_id: str) -> Entry | None:
+        """The entry with this client order id."""
+        found = [e for e in self.entries() if e.client_order_id == client_order_id]
+        return found[0] if found else None
+
+    @staticmethod
+    def _entry(row: Any) -> Entry:
+        from ..runs._base import _index_from_ns
+
+        bar = _index_from_ns([row.ts])[0]
+        return Entry(row.id, row.run_id, row.client_order_id, row.symbol, float(row.quantity),
+                     row.kind, bar, row.status, row.broker_order_id, float(row.q or 0.0),
+                     float(row.cost or 0.0), float(row.commission or 0.0))
+
+    # ------------------------------------------------------------------ writing
+    def intend(self, orders: Sequence[Order], status: str = "pending") -> list[Entry]:
+        """Journal ``orders`` (client ids set) in one transaction, before anything is sent.
+
+        Raises:
+            StoreError: one of the client ids is journaled already; nothing is written.
+        """
+        from ..runs import record_orders
+
+        if not orders:
+            return []
+        missing = [o.symbol for o in orders if not o.client_order_id]
+        if missing:
+            raise StoreError(f"live orders need client order ids; missing for {missing}")
+        record_orders(self.store, self.run_id, list(orders), status=status)
+        wanted = {o.client_order_id for o in orders}
+        return [e for e in self.entries() if e.client_order_id in wanted]
+
+    def mark(self, client_order_id: str, status: str, *, broker_order_id: str | None = None,
+             reason: str | None = None) -> None:
+        """Set an entry's state (and the broker's id or a reason)."""
+        from ..runs import update_order
+
+        update_order(self.store, client_order_id, status=status,
+                     broker_order_id=broker_order_id, reason=reason)
+
+    def apply(self, entry: Entry, seen: BrokerOrder, when: Any) -> Fill | None:
+        """Bring ``entry`` up to the broker's view ``seen``: record the new fill, if any, and
+        the state, in one transaction.
+
+        The new fill is the difference between what the broker says is filled (quantity,
+        average price, commission) and the fills already journaled, so a fill is recorded once
+        however often the order is looked at, and none is lost between two looks.
+
+        Returns:
+            The fill recorded, or None when nothing new was filled.
+        """
+        from ..runs._base import _stamp_ns
+
+        fill = None
+        more = seen.filled_quantity - entry.filled
+        if abs(more) > 1e-9:
+            if seen.average_price is None:
+                raise StoreError(f"broker reports {seen.filled_quantity} filled of "
+                                 f"{seen.client_order_id} without a price")
+            price = (seen.average_price if not entry.filled  # exact when it is the first fill
+                     else (seen.filled_quantity * seen.average_price - entry.cost) / more)
+            when = seen.filled_at if seen.filled_at is not None else when
+            fill = Fill(entry.symbol, more, price, seen.commission - entry.commission, when,
+                        order_id=entry.client_order_id)
+        values: dict[str, Any] = {"status": seen.status,
+                                  "broker_order_id": seen.broker_order_id}
+        if seen.reason:
+            values["reason"] = seen.reason
+        with self.store.transaction() as conn:
+            if fill is not None:
+                conn.execute(fills_table.insert().values(
+                    run_id=self.run_id, order_id=entry.row, ts=_stamp_ns(when),
+                    symbol=fill.symbol, quantity=float(fill.quantity), price=float(fill.price),
+                    commission=float(fill.commission)))
+            conn.execute(orders_table.update().where(orders_table.c.id == entry.row)
+                         .values(**values))
+        return fill
+
+    def positions(self) -> dict[str, float]:
+        """Shares held according to the journal's fills (every run of the deployment)."""
+        totals: dict[str, float] = {}
+        for entry in self.entries():
+            if entry.filled:
+                totals[entry.symbol] = totals.get(entry.symbol, 0.0) + entry.filled
+        return {s: q for s, q in totals.items() if abs(q) > 1e-9}
+
+    def cash_spent(self) -> float:
+        """Cash the journal's fills moved out of the account (costs included)."""
+        return sum(e.cost + e.commission for e in self.entries())
+
+
+def is_final(status: str) -> bool:
+    """Whether a journal state can no longer change."""
+    return status in FINAL_STATES or status == DRY_RUN

@@ -1,0 +1,355 @@
+"""The live runner: one decision cycle after each bar, journaled, sent once, followed to fills.
+
+A cycle (:meth:`LiveRunner.cycle`):
+
+1. **reconcile**: every open journal entry is looked up at the broker by its client order id;
+   new fills are recorded (the difference from what the journal holds, so none is lost or
+   counted twice) and the strategy's ``on_fill`` hears of them; an intent whose bar has passed
+   without reaching the broker expires (a stale order is never sent);
+2. **decide**: unless the journal already holds this bar's decision (a restart), the strategy
+   runs on a ``BarContext`` built from the bars up to the decision bar and the broker's
+   positions and cash, exactly as in a backtest; its orders pass the ``check_order`` risk hooks;
+3. **journal**: the accepted orders are written to the store, with deterministic client order
+   ids, before anything is sent;
+4. **send**: each pending entry of the bar goes to the broker; a duplicate (the broker has it
+   already), a timeout or a 5xx is resolved by looking the order up by its client id before any
+   retry;
+5. **follow**: the bar's orders are polled until they are final or the follow time is up.
+
+The runner owns no market logic: sizing is :class:`~rlbridge.context.EngineContext`'s, as in
+every engine; the broker fills.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..context import EngineContext, RunSpec
+from ..errors import BrokerError, ConfigError, DuplicateOrderError, TransientBrokerError
+from .clock import Decision
+from .journal import DRY_RUN, EXPIRED, Entry, Journal, client_order_id, deployment_id
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..config import Config
+    from ..interfaces import Bars, Broker, BrokerOrder, CostModel, Fill, Order, Strategy
+    from ..manager import RLBridgePluginManager
+    from ..store import Store
+
+
+@dataclass
+class Session:
+    """What a broker may read of the live run (the ``sim`` broker fills from it)."""
+
+    config: Config
+    bars: Bars
+    cost_model: CostModel
+    journal: Journal
+    now: Callable[[], pd.Timestamp]
+
+
+class LiveContext(EngineContext):
+    """The strategy API on the broker's positions and cash at the decision bar."""
+
+    def __init__(self, spec: RunSpec, t: int, holdings: np.ndarray, cash: float) -> None:
+        super().__init__(spec)
+        self.t = t
+        self._holdings = holdings
+        self._cash = float(cash)
+
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    def holdings(self) -> np.ndarray:
+        return self._holdings
+
+    def _send(self, order: Order, asset: int) -> None:
+        """Orders are collected (``self.orders``); the runner journals and sends them."""
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """What one cycle did."""
+
+    bar: Any
+    decided: bool
+    orders: list[Entry] = field(default_factory=list)
+    sent: int = 0
+    fills: list[Fill] = field(default_factory=list)
+    rejections: list[Any] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    value: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        from ..data import format_stamp
+
+        return {"bar": format_stamp(self.bar), "decided": self.decided,
+                "orders": [{"client_order_id": e.client_order_id, "symbol": e.symbol,
+                            "quantity": e.quantity, "status": e.status} for e in self.orders],
+                "sent": self.sent, "fills": len(self.fills),
+                "rejections": [{"symbol": r.order.symbol, "quantity": r.order.quantity,
+                                "reason": r.reason} for r in self.rejections],
+                "expired": self.expired, "value": self.value}
+
+
+class LiveRunner:
+    """Runs ``config``'s strategy against ``broker``, one cycle per bar.
+
+    Args:
+        config: needs ``[data]``, ``[strategy]``; ``[features]``, ``[costs]``, ``[risk]`` are
+            used when present.
+        broker: the connected-to-be broker (a ``register_brokers`` plugin instance).
+        broker_name: its registry name (part of the deployment id).
+        store: the journal's store.
+        pm: the plugin manager (risk hooks, observers).
+        dry_run: compute and journal the orders (as ``dry_run``) without sending them.
+        live_money: allow a broker that trades real money.
+        now: the clock (tz-aware timestamps); default the system's UTC time.
+        follow_seconds: how long a cycle polls its orders for fills.
+        retries: attempts to send one order when the outcome stays unknown.
+        origin: the bar ``bar_index`` counts from (``[backtest] start``), so schedules such as
+            "rebalance every 21 bars" are the same live, after a restart and in a backtest.
+    """
+
+    def __init__(self, config: Config, broker: Broker, broker_name: str, store: Store,
+                 pm: RLBridgePluginManager, *, dry_run: bool = False, live_money: bool = False,
+                 now: Callable[[], pd.Timestamp] | None = None, follow_seconds: float = 0.0,
+                 poll_seconds: float = 0.5, retries: int = 3, backoff_seconds: float = 0.5,
+                 sleep: Callable[[float], None] = _time.sleep, origin: int = 0) -> None:
+        if config.data is None or config.strategy is None:
+            raise ConfigError("live trading needs [data] and [strategy] tables", path=config.path,
+                              key="data" if config.data is None else "strategy")
+        if not getattr(broker, "paper", True) and not live_money:
+            raise ConfigError(f"broker {broker_name!r} is set to trade real money ([broker] paper "
+                              f"= false): pass --live-money to confirm, or set paper = true",
+                              path=config.path, key="broker.paper")
+        self.config, self.broker, self.broker_name = config, broker, broker_name
+        self.store, self.pm = store, pm
+        self.dry_run, self.follow_seconds, self.poll_seconds = dry_run, follow_seconds, poll_seconds
+        self.retries, self.backoff_seconds, self._sleep = retries, backoff_seconds, sleep
+        self.now = now or (lambda: __import__("pandas").Timestamp.now(tz="UTC"))
+        self.deployment = deployment_id(config, broker_name)
+        self.origin = origin
+        self.strategy: Strategy | None = None
+        self.run: Any = None
+        self.journal: Journal | None = None
+        self._session: Session | None = None
+        self._ctx: LiveContext | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def open(self, bars: Bars) -> None:
+        """Record the live run, build the strategy and connect the broker."""
+        from ..costs import create_cost_model
+        from ..runs import start_run
+
+        self.run = start_run(self.store, "live", self.config, bars.digest())
+        self.journal = Journal(self.store, self.run.id, self.deployment)
+        self._session = Session(self.config, bars, create_cost_model(
+            self.config.costs, self.pm, path=self.config.path), self.journal, self.now)
+        assert self.config.strategy is not None
+        self.strategy = self.pm.registries["strategies"].create(
+            self.config.strategy.name, self.config.strategy.params, where="strategy",
+            path=self.config.path)
+        risk = self.config.risk
+        from ..risk import KILL_SWITCH_KEYS, guard
+
+        if risk is not None and any(getattr(risk, k, None) is not None for k in KILL_SWITCH_KEYS):
+            self.strategy = guard(self.strategy, risk)
+        self.pm.hook.before_run(run=self.run)
+        self.broker.connect(self._session)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Stop the strategy and the broker; finish the run (failed with ``error``)."""
+        from ..runs import error_text, finish_run
+
+        try:
+            if self.strategy is not None and self._ctx is not None and error is None:
+                self.strategy.stop(self._ctx)
+        finally:
+            self.broker.close()
+            if self.run is not None:
+                status = "failed" if error is not None else "completed"
+                self.run = finish_run(self.store, self.run, status,
+                                      error_text(error) if error is not None else None)
+                if error is not None:
+                    self.pm.hook.on_run_error(run=self.run, error=error)
+                else:
+                    self.pm.hook.after_run(run=self.run, result=None)
+
+    def update_bars(self, bars: Bars) -> None:
+        """Give the next cycles newer bars (the same symbols)."""
+        assert self._session is not None
+        self._session.bars = bars
+
+    # ------------------------------------------------------------------ one cycle
+    def cycle(self, decision: Decision) -> CycleReport:
+        """Reconcile, decide on ``decision.t``, journal, send and follow (see the module)."""
+        assert self._session is not None and self.journal is not None
+        bars = self._session.bars
+        fills, expired = self.reconcile(decision.bar)
+        decided = self.journal.entries(bar=decision.bar)
+        rejections: list[Any] = []
+        value = None
+        if not decided:
+            ctx = self._context(decision.t)
+            for fill in fills:
+                assert self.strategy is not None
+                self.strategy.on_fill(ctx, fill)
+            assert self.strategy is not None
+            self.strategy.on_bar(ctx)
+            value, rejections = ctx.value, ctx.rejections
+            orders = [self._with_id(o, decision) for o in ctx.orders]
+            if self.dry_run:
+                from ..runs import record_orders
+
+                record_orders(self.store, self.run.id, [_anonymous(o) for o in orders],
+                              status=DRY_RUN)
+                return CycleReport(decision.bar, True, [], 0, fills, rejections, expired, value)
+            decided = self.journal.intend(orders)
+            self._record_value(bars, decision.t, ctx)
+        sent = 0
+        for entry in decided:
+            if entry.status == "pending":
+                sent += self.send(entry)
+        fills += self.follow(decision.bar)
+        return CycleReport(decision.bar, bool(decided), self.journal.entries(bar=decision.bar),
+                           sent, fills, rejections, expired, value)
+
+    def _context(self, t: int) -> LiveContext:
+        assert self._session is not None
+        session = self._session
+        bars = session.bars
+        features, names = None, ()
+        config = self.config
+        if config.features is not None and config.features.transforms:
+            from ..features import FeaturePipeline
+
+            pipeline = FeaturePipeline.from_config(config.features, self.pm, path=config.path)
+            features, names = pipeline.compute(bars), pipeline.feature_names
+        from ..risk import order_check
+
+        check_order = order_check(self.pm, config.risk)
+        assert config.strategy is not None
+        spec = RunSpec(bars=bars, start=min(self.origin, t), end=t, cash=1.0,
+                       cost_model=session.cost_model, features=features,
+                       feature_names=tuple(names), params=config.strategy.params,
+                       feature_window=config.features.window if config.features else None,
+                       check_order=check_order)
+        held = self.broker.positions()
+        unknown = sorted(set(held) - set(bars.symbols))
+        holdings = np.array([float(held.get(s, 0.0)) for s in bars.symbols])
+        ctx = LiveContext(spec, t, holdings, self.broker.account().cash)
+        ctx.foreign_positions = {s: held[s] for s in unknown}  # type: ignore[attr-defined]
+        if self._ctx is None:
+            assert self.strategy is not None
+            self.strategy.start(ctx)
+        self._ctx = ctx
+        return ctx
+
+    def _with_id(self, order: Order, decision: Decision) -> Order:
+        from dataclasses import replace
+
+        return replace(order, kind=decision.order_kind, created=decision.bar,
+                       client_order_id=client_order_id(self.deployment, decision.bar,
+                                                       order.symbol))
+
+    def _record_value(self, bars: Bars, t: int, ctx: LiveContext) -> None:
+        from ..runs import record_equity
+
+        record_equity(self.store, self.run, bars.index[t:t + 1], [ctx.value], [ctx.cash])
+
+    # ------------------------------------------------------------------ the broker
+    def reconcile(self, current_bar: Any = None) -> tuple[list[Fill], list[str]]:
+        """Bring every open entry up to the broker's view; expire stale unsent intents.
+
+        Returns:
+            ``(new fills, client ids expired)``.
+        """
+        assert self.journal is not None
+        fills, expired = [], []
+        for entry in self.journal.entries(states=("pending", "new", "partially_filled")):
+            seen = self._lookup(entry.client_order_id)
+            if seen is None:
+                if entry.status == "pending" and (current_bar is None or entry.bar != current_bar):
+                    self.journal.mark(entry.client_order_id, EXPIRED,
+                                      reason="its bar passed before it reached the broker")
+                    expired.append(entry.client_order_id)
+                continue
+            fill = self.journal.apply(entry, seen, self.now())
+            if fill is not None:
+                fills.append(fill)
+                self.pm.hook.after_fill(run=self.run, fill=fill)
+        return fills, expired
+
+    def send(self, entry: Entry) -> int:
+        """Send one pending entry; 1 when the broker has it afterwards, else 0."""
+        assert self.journal is not None
+        order = entry.order()
+        for attempt in range(self.retries):
+            try:
+                seen = self.broker.submit(order)
+            except DuplicateOrderError:
+                seen = self._lookup(entry.client_order_id)
+                if seen is None:
+                    raise BrokerError(f"the broker refused {entry.client_order_id} as a "
+                                      "duplicate but does not have it") from None
+            except TransientBrokerError:
+                seen = self._lookup(entry.client_order_id)
+                if seen is None:
+                    self._sleep(self.backoff_seconds * (2 ** attempt))
+                    continue
+            except BrokerError as exc:
+                self.journal.mark(entry.client_order_id, "rejected", reason=str(exc))
+                return 0
+            self.journal.apply(entry, seen, self.now())
+            return 1
+        return 0  # still pending: the next cycle of the same bar (or reconcile) resolves it
+
+    def follow(self, bar: Any) -> list[Fill]:
+        """Poll the bar's open orders until they are final or ``follow_seconds`` pass."""
+        assert self.journal is not None
+        fills: list[Fill] = []
+        deadline = _time.monotonic() + self.follow_seconds
+        while True:
+            waiting = [e for e in self.journal.entries(bar=bar) if e.status in
+                       ("new", "partially_filled")]
+            for entry in waiting:
+                seen = self._lookup(entry.client_order_id)
+                if seen is not None:
+                    fill = self.journal.apply(entry, seen, self.now())
+                    if fill is not None:
+                        fills.append(fill)
+                        self.pm.hook.after_fill(run=self.run, fill=fill)
+            if not waiting or _time.monotonic() >= deadline:
+                return fills
+            self._sleep(self.poll_seconds)
+
+    def _lookup(self, client_id: str) -> BrokerOrder | None:
+        for attempt in range(self.retries):
+            try:
+                return self.broker.get_order(client_id)
+            except TransientBrokerError:
+                self._sleep(self.backoff_seconds * (2 ** attempt))
+        raise TransientBrokerError(f"the broker did not answer about {client_id} after "
+                                   f"{self.retries} attempts")
+
+    def positions_match(self) -> dict[str, tuple[float, float]]:
+        """Symbols where the journal's fills and the broker's positions disagree."""
+        assert self.journal is not None
+        mine = self.journal.positions()
+        theirs = {s: float(q) for s, q in self.broker.positions().items() if abs(q) > 1e-9}
+        return {s: (mine.get(s, 0.0), theirs.get(s, 0.0)) for s in set(mine) | set(theirs)
+                if abs(mine.get(s, 0.0) - theirs.get(s, 0.0)) > 1e-6}
+
+
+def _anonymous(order: Order) -> Order:
+    from dataclasses import replace
+
+    return replace(order, client_order_id=None)
