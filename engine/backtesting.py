@@ -176,8 +176,9 @@ def backtest(
     assert settings is not None and config.strategy is not None
     engine_name = engine or settings.engine
     registries = pm.registries
-    runner = registries["engines"].create(engine_name, settings.options, where="backtest",
-                                          path=config.path)
+    runner = registries["engines"].create(engine_name, _engine_options(registries, engine_name,
+                                                                       settings),
+                                          where="backtest", path=config.path)
     if strategy is None:
         strategy = registries["strategies"].create(config.strategy.name, config.strategy.params,
                                                    where="strategy", path=config.path)
@@ -261,7 +262,7 @@ def backtest(
         benchmark_metrics=(performance(benchmark) if benchmark is not None
                            and len(benchmark) > 1 else {}),
         config_path=None if config.path is None else str(config.path),
-        extra={} if halt is None else {"halted": halt.to_dict()},
+        extra={**output.extra, **({} if halt is None else {"halted": halt.to_dict()})},
     )
     if run is not None:
         from .runs import finish_run
@@ -269,6 +270,29 @@ def backtest(
         run = finish_run(store, run, "completed")  # type: ignore[arg-type]
         pm.hook.after_run(run=run, result=result)
     return result
+
+
+def _engine_options(registries: Any, name: str, settings: Any) -> dict[str, Any]:
+    """``[backtest]`` engine options, with ``[backtest] benchmark`` for an engine that takes one.
+
+    ``benchmark`` is a key of the table itself (the report's buy-and-hold); an engine whose
+    options have a ``benchmark`` field (``zipline``: its own benchmark returns) gets it too.
+    """
+    options = dict(settings.options)
+    if settings.benchmark is not None and "benchmark" not in options:
+        import dataclasses
+
+        from .errors import UnknownNameError
+
+        try:
+            factory = registries["engines"].get(name, where="backtest")
+        except UnknownNameError:
+            return options  # create() reports it, with the valid names
+        config = getattr(factory, "Config", None)
+        if config is not None and dataclasses.is_dataclass(config) and "benchmark" in {
+                f.name for f in dataclasses.fields(config)}:
+            options["benchmark"] = settings.benchmark
+    return options
 
 
 def _weights(output: EngineOutput, close: np.ndarray, symbols: tuple[str, ...]) -> pd.DataFrame:

@@ -212,6 +212,69 @@ class RiskConfig:
         return self.calendar or "XNYS"
 
 
+#: the kinds of run (:data:`rlbridge.runs.KINDS`; not imported here: it loads SQLAlchemy)
+_RUN_KINDS = ("train", "backtest", "walkforward", "live")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """``[notify]``: the e-mail summary of each run (:mod:`rlbridge.plugins.notify.email`).
+
+    No mail is sent while ``email_to`` is empty.  The SMTP password is never in the file: it is
+    read from the environment variable ``password_env`` names when a mail is sent, and a
+    ``password`` key is an error that says so (the field exists only to give that message).
+    """
+
+    email_to: tuple[str, ...] = ()
+    email_from: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    starttls: bool = True
+    ssl: bool = False
+    password_env: str = "RLBRIDGE_SMTP_PASSWORD"
+    timeout: float = 10.0
+    on: tuple[str, ...] = ("live",)
+    subject: str = "[rlbridge]"
+    password: str | None = field(default=None, repr=False, compare=False,
+                                 metadata={"type": "never (an error)"})
+
+    def __post_init__(self) -> None:
+        if self.password is not None:  # never echo the value: it is a password
+            raise ConfigError("the SMTP password is never written in the config file: put it "
+                              f"in the environment variable {self.password_env} (its name is "
+                              "[notify] password_env)", key="password")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.password_env):
+            raise ConfigError("must be the name of an environment variable (letters, digits "
+                              "and _), not the password itself", key="password_env")
+        for i, address in enumerate(self.email_to):
+            if not _is_address(address):
+                raise ConfigError(f"expected an e-mail address, got {address!r}",
+                                  key=f"email_to[{i}]")
+        if self.email_from is not None and not _is_address(self.email_from):
+            raise ConfigError(f"expected an e-mail address, got {self.email_from!r}",
+                              key="email_from")
+        if not 0 < self.smtp_port < 65536:
+            raise ConfigError(f"must be a TCP port, 1 to 65535, got {self.smtp_port}",
+                              key="smtp_port")
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise ConfigError(f"must be a positive number of seconds, got {self.timeout!r}",
+                              key="timeout")
+        for i, kind in enumerate(self.on):
+            if kind not in _RUN_KINDS:
+                raise ConfigError(_unknown("run kind", kind, list(_RUN_KINDS)), key=f"on[{i}]")
+        if self.email_to:
+            for key in ("smtp_host", "email_from"):
+                if not getattr(self, key):
+                    raise ConfigError(f"needed to send the summary to {', '.join(self.email_to)}",
+                                      key=key)
+
+
+def _is_address(text: str) -> bool:
+    """A plain ``user@domain`` address (no display name, no spaces or commas)."""
+    return re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+", text) is not None
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """``[store]``: the SQLAlchemy URL of the store."""
@@ -239,6 +302,7 @@ TABLES: Mapping[str, _Table] = types.MappingProxyType({
     "walkforward": _Table(WalkforwardConfig),
     "broker": _Table(BrokerConfig, "name", "brokers", "options"),
     "risk": _Table(RiskConfig),
+    "notify": _Table(NotifyConfig),
     "store": _Table(StoreConfig),
 })
 """Every table a config file may hold, in the order they are documented and written."""
@@ -264,6 +328,7 @@ class Config:
     walkforward: WalkforwardConfig | None = None
     broker: BrokerConfig | None = None
     risk: RiskConfig = field(default_factory=RiskConfig)
+    notify: NotifyConfig | None = None
     store: StoreConfig = field(default_factory=StoreConfig)
 
     def to_dict(self) -> dict[str, Any]:

@@ -285,7 +285,9 @@ class SimContext(EngineContext):
 class EngineOutput:
     """What an engine returns: the equity curve at each close and everything that traded.
 
-    ``error`` is set when the strategy raised; everything before that bar is kept.
+    ``error`` is set when the strategy raised; everything before that bar is kept.  ``extra``
+    holds figures of the engine's own, under the engine's name (``{"zipline": {...}}``); they
+    reach ``BacktestResult.extra``.
     """
 
     index: pd.DatetimeIndex
@@ -296,6 +298,7 @@ class EngineOutput:
     orders: list[Order]
     rejections: list[Rejection]
     error: StrategyError | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def strategy_error(

@@ -28,8 +28,14 @@ SECRET_WORDS: tuple[str, ...] = (
 
 
 def is_secret_name(name: object) -> bool:
-    """True when the key ``name`` names a secret (see :data:`SECRET_WORDS`)."""
+    """True when the key ``name`` names a secret (see :data:`SECRET_WORDS`).
+
+    A key ending in ``_env`` (``password_env``) holds the name of an environment variable,
+    not its value, and is kept.
+    """
     lowered = str(name).lower()
+    if lowered.endswith("_env"):
+        return False
     return any(word in lowered for word in SECRET_WORDS)
 
 

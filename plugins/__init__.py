@@ -35,4 +35,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.commands.signals",
     "rlbridge.plugins.commands.live",
     "rlbridge.plugins.brokers.sim",
+    "rlbridge.plugins.notify.email",
 )

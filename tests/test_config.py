@@ -395,10 +395,11 @@ def test_wrong_types(pm, mapping, message):
 def test_unknown_table(pm):
     assert error(pm, {"dta": {"feed": "csv"}}) == (
         "agent.toml: [dta]: unknown table 'dta' (did you mean 'data'?); valid tables: data, "
-        "features, env, costs, policy, train, strategy, backtest, walkforward, broker, risk, store")
+        "features, env, costs, policy, train, strategy, backtest, walkforward, broker, risk, notify, "
+        "store")
     assert error(pm, {"feed": "csv"}) == (
         "agent.toml: [feed]: unknown table 'feed'; valid tables: data, features, env, costs, policy, "
-        "train, strategy, backtest, walkforward, broker, risk, store")
+        "train, strategy, backtest, walkforward, broker, risk, notify, store")
 
 
 @pytest.mark.parametrize("mapping, key, message", [

@@ -480,3 +480,19 @@ def test_cli_backtest_with_engine_zipline_gives_the_native_final_value(tmp_path)
     assert (zipline["fills"], zipline["start"], zipline["end"]) == (
         native["fills"], "2019-01-02", "2020-06-30")
     assert zipline["fills"] > 30
+
+
+def test_the_config_files_benchmark_is_ziplines_and_its_figures_reach_the_result(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("RLBRIDGE_ZIPLINE_ROOT", str(tmp_path / "zipline"))
+    config = config_from_mapping({
+        "data": {"feed": "sample", "symbols": ["SPY", "AGG"], "start": "2019-01-02",
+                 "end": "2019-12-31"},
+        "strategy": {"name": "buy_and_hold", "symbol": "AGG"},
+        "backtest": {"engine": "zipline", "cash": 10_000, "benchmark": "SPY"},
+    }, pm=PM)
+    result = rlbridge.backtest(config, pm=PM, record=False)
+    figures = result.extra["zipline"]
+    spy = sample_data.load(["SPY"], start="2019-01-02", end="2019-12-31").close[:, 0]
+    assert figures["benchmark_period_return"] == pytest.approx(spy[-1] / spy[0] - 1, rel=1e-9)
+    assert result.benchmark_symbol == "SPY"

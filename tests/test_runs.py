@@ -123,6 +123,7 @@ SECRET_CONFIG = {
     "store": {"url": "postgresql://bob:s3cr3t-6@db.example.com:5432/rl"},
     "session_TOKEN": "s3cr3t-7",
     "policy": {"algo": "ppo", "key": "kept", "keyword": 3},
+    "notify": {"password_env": "DESK_PW"},  # the name of a variable, not a secret: kept
 }
 
 
@@ -136,6 +137,7 @@ def test_secrets_are_stripped_recursively_and_url_passwords_masked(store, db):
         },
         "store": {"url": "postgresql://bob:***@db.example.com:5432/rl"},
         "policy": {"algo": "ppo", "key": "kept", "keyword": 3},
+        "notify": {"password_env": "DESK_PW"},
     }
     assert run.config == expected
     assert get_run(store, run.id).config == expected

@@ -7,12 +7,13 @@ timestamps all fall on midnight is a tz-naive index of dates; any other is a UTC
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import secrets
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -47,6 +48,8 @@ class RunRecord:
         finished_at: when it finished (UTC), None while running.
         error: the error text of a failed run.
         config_path: the config file the run was started from, if any.
+        store_url: the URL of the store the record was read from or written to (not stored,
+            not shown): observers such as the e-mail summary read the run's orders there.
     """
 
     id: str
@@ -58,6 +61,7 @@ class RunRecord:
     finished_at: dt.datetime | None = None
     error: str | None = None
     config_path: str | None = None
+    store_url: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def _get_run(store: Store, conn: sa.Connection, run_id: str) -> RunRecord:
     t = runs_table.c
     row = conn.execute(sa.select(runs_table).where(t.id == run_id)).mappings().first()
     if row is not None:
-        return _run_record(row)
+        return dataclasses.replace(_run_record(row), store_url=store.full_url)
     recent = [r[0] for r in conn.execute(
         sa.select(t.id).order_by(t.started_at.desc(), t.id.desc()).limit(_SHOWN))]
     if not recent:

@@ -62,7 +62,8 @@ def start_run(store: Store, kind: str, config: Mapping[str, Any] | Any,
         conn.execute(runs_table.insert().values(
             id=run_id, kind=kind, status="running", config=cleaned, data_hash=data_hash,
             started_at=now, config_path=where))
-    return RunRecord(run_id, kind, "running", cleaned, data_hash, now, config_path=where)
+    return RunRecord(run_id, kind, "running", cleaned, data_hash, now, config_path=where,
+                     store_url=store.full_url)
 
 
 def finish_run(store: Store, run: RunRecord | str, status: str = "completed",

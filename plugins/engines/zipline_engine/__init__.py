@@ -144,7 +144,7 @@ class ZiplineEngine:
         done = bridge.marked
         return EngineOutput(spec.index[:done], bridge.equity[:done], bridge.cash[:done],
                             bridge.positions[:done], bridge.fills, ctx.orders, ctx.rejections,
-                            bridge.error)
+                            bridge.error, extra={"zipline": dict(self.zipline_metrics)})
 
     def _benchmark(self, bars: Bars, spec: RunSpec) -> Any:
         """zipline's daily benchmark returns over the run's sessions (tz-naive, or zipline
