@@ -5,6 +5,17 @@ single environment on ``[K, N]`` arrays (the cost model sees ``[K, N]`` prices a
 ``CostContext`` whose ``t`` is the ``[K]`` vector of decision bars), so stepping 64 copies costs a
 few times one step, not 64.  Episodes reset automatically, SB3-style: the finished copy's last
 observation is in ``infos[k]["terminal_observation"]``.
+
+Observations without copying windows: the copies keep their feature windows in ring buffers
+``[K, 2W, N, F]`` (``W = window``), every row written twice, ``W`` rows apart, so that any ``W``
+consecutive rows are one contiguous slice.  The copies step together, so their current windows
+sit at the same positions of the ring and the ``[K, window, N, F]`` observation is a slice of it
+(a view).  There are two rings, used on alternate steps: a step brings the other ring up to date
+(two new rows per copy; a whole window for a copy that started a new episode since that ring was
+last used) and leaves the previous observation untouched.  A step therefore costs the same
+whatever the window, and the previous observation stays valid while the next is made, which is
+all stable-baselines3's rollout and replay buffers need (they copy what they keep).  Pass
+``copy_observations=True`` for fresh arrays.
 """
 
 from __future__ import annotations
@@ -27,9 +38,12 @@ class PortfolioVecEnv(VecEnv):
         env: the environment to copy (not stepped itself).
         n_envs: how many copies.
         seed: seeds the random episode starts.
+        copy_observations: return fresh observation arrays instead of views of the ring
+            (slower; for callers that keep observations for more than one step).
     """
 
-    def __init__(self, env: PortfolioEnv, n_envs: int, seed: int | None = None) -> None:
+    def __init__(self, env: PortfolioEnv, n_envs: int, seed: int | None = None, *,
+                 copy_observations: bool = False) -> None:
         self.env = env  # before VecEnv.__init__, which reads attributes through get_attr
         super().__init__(n_envs, env.observation_space, env.action_space)
         k, n = n_envs, len(env.symbols)
@@ -37,7 +51,14 @@ class PortfolioVecEnv(VecEnv):
         self._close = env.bars.close
         self._reference = env.bars.open if env.fill_at == "open" else env.bars.close
         self._features = env.features
-        self._offsets = np.arange(1 - env.window, 1)
+        window, features = env.window, env.features.shape[2]
+        self._ring_rows = window
+        self._rings = np.zeros((2, k, 2 * window, n, features), dtype=np.float32)
+        self._stale = np.ones((2, k), dtype=bool)  # a ring that lacks a copy's whole window
+        self._back = np.arange(window)  # 0, 1, ... rows before the current one
+        self._last_two = np.array([1, 0] if window > 1 else [0])  # rows a step adds
+        self._step = 0  # steps of all copies (they step together): the rings' clock
+        self._copy_observations = copy_observations
         self._context = CostContext(env.bars)
         self._ones = ones(n)
         self.positions = np.zeros((k, n))
@@ -63,6 +84,49 @@ class PortfolioVecEnv(VecEnv):
         self.cash[idx] = env.initial_cash
         self.value[idx] = env.initial_cash
         self.peak[idx] = env.initial_cash
+        self._fill(idx)
+
+    # ------------------------------------------------------------------ the rings of windows
+    def _fill(self, idx: np.ndarray, *, new_episode: bool = True) -> None:
+        """Write the whole current window of the copies ``idx`` into this step's ring."""
+        ring = self._rings[self._step % 2]
+        rows = self.t[idx][:, None] - self._back  # [m, window]: the current row first
+        slots = (self._step - self._back) % self._ring_rows
+        block = np.take(self._features, rows, axis=0)  # [m, window, N, F]
+        where = idx[:, None]
+        ring[where, slots] = block
+        ring[where, slots + self._ring_rows] = block
+        self._stale[self._step % 2, idx] = False
+        if new_episode:  # the other ring still holds the old episode
+            self._stale[1 - self._step % 2, idx] = True
+
+    def _advance(self) -> None:
+        """One step of every copy: bring the other ring up to date, then use it."""
+        self._step += 1
+        bank = self._step % 2
+        stale = self._stale[bank]
+        fresh: np.ndarray | slice = slice(None)
+        if stale.any():
+            fresh = np.flatnonzero(~stale)
+            self._fill(np.flatnonzero(stale), new_episode=False)
+        ring = self._rings[bank]
+        times = self.t[fresh]
+        width = self._ring_rows
+        for back in self._last_two.tolist():  # the newest rows, each at its slot and slot + W
+            row = np.take(self._features, times - back, axis=0)  # [m, N, F]
+            slot = (self._step - back) % width
+            if isinstance(fresh, slice):  # basic slices: plain strided copies
+                ring[:, slot] = row
+                ring[:, slot + width] = row
+            else:
+                ring[fresh, slot] = row
+                ring[fresh, slot + width] = row
+
+    def _windows(self) -> np.ndarray:
+        """``[K, window, N, F]``: a view of this step's ring (see the module)."""
+        start = (self._step - self._ring_rows + 1) % self._ring_rows
+        view = self._rings[self._step % 2, :, start:start + self._ring_rows]
+        return view.copy() if self._copy_observations else view
 
     def _weights(self, close: np.ndarray) -> np.ndarray:
         out = np.empty((self.num_envs, self.positions.shape[1] + 1))
@@ -72,8 +136,7 @@ class PortfolioVecEnv(VecEnv):
         return out
 
     def _observation(self) -> dict[str, np.ndarray]:
-        rows = self.t[:, None] + self._offsets  # [K, window]
-        return {"features": np.take(self._features, rows, axis=0),
+        return {"features": self._windows(),
                 "weights": self._weights(self._close[self.t]).astype(np.float32)}
 
     # ------------------------------------------------------------------ VecEnv API
@@ -102,8 +165,13 @@ class PortfolioVecEnv(VecEnv):
         self.cash -= np.vecdot(quantity, price) + commission.dot(self._ones)
         new_value = self.cash + np.vecdot(self.positions, self._close[nxt])
         self.t = nxt
+        self._advance()
         bankrupt = ~(new_value > 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        broke = bool(bankrupt.any())
+        if broke:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                reward = np.log(new_value / value)
+        else:
             reward = np.log(new_value / value)
         if env.turnover_penalty:
             traded = np.vecdot(np.abs(quantity), price)
@@ -111,17 +179,22 @@ class PortfolioVecEnv(VecEnv):
         if env.drawdown_penalty:
             np.maximum(self.peak, new_value, out=self.peak)
             reward -= env.drawdown_penalty * (1.0 - new_value / self.peak)
-        reward[bankrupt] = BANKRUPT_REWARD
-        self.value = np.where(bankrupt, 0.0, new_value)
-        truncated = (nxt >= self.stop) & ~bankrupt
-        done = truncated | bankrupt
+        if broke:
+            reward[bankrupt] = BANKRUPT_REWARD
+            self.value = np.where(bankrupt, 0.0, new_value)
+            truncated = (nxt >= self.stop) & ~bankrupt
+            done = truncated | bankrupt
+        else:
+            self.value = new_value
+            truncated = done = nxt >= self.stop
         infos: list[dict[str, Any]] = [{} for _ in range(k)]
         if done.any():
             finished = np.flatnonzero(done)
             with np.errstate(divide="ignore", invalid="ignore"):
                 final = self._observation()
-            for i in finished:
-                infos[i]["terminal_observation"] = {key: v[i] for key, v in final.items()}
+            for i in finished:  # copies: the ring's rows of a finished copy are rewritten
+                infos[i]["terminal_observation"] = {key: np.array(v[i]) for key, v in
+                                                    final.items()}
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i])
             self._restart(finished)
         return self._observation(), reward.astype(np.float32), done, infos

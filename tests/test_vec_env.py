@@ -84,3 +84,43 @@ def test_copies_match_single_environments_with_the_full_built_in_costs():
             _, reward, _, _, info = env.step(batch[k])
             assert vec.value[k] == pytest.approx(info["value"], rel=1e-12)
             assert rewards[k] == pytest.approx(reward, rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_windows_stay_right_through_episode_restarts_and_the_previous_one_survives_a_step(
+        window):
+    bars, features = synthetic(days=90, n=3)
+    env = PortfolioEnv(bars, features, Percent(0.001, 7), window=window, random_start=True,
+                       episode_length=4)
+    vec = PortfolioVecEnv(env, 5, seed=1)
+    rng = np.random.default_rng(0)
+
+    def expected():
+        return np.stack([features[t - window + 1:t + 1] for t in vec.t])
+
+    obs = vec.reset()
+    np.testing.assert_array_equal(obs["features"], expected())
+    restarts = 0
+    for _ in range(40):
+        before, kept = obs["features"], expected()
+        obs, _, dones, infos = vec.step(rng.uniform(-1, 1, (5, 4)))
+        restarts += int(dones.sum())
+        np.testing.assert_array_equal(obs["features"], expected())
+        # the observation SB3 stores after the step is still the one it acted on
+        np.testing.assert_array_equal(before, kept)
+        for k in np.flatnonzero(dones):  # a copy of the finished episode's last window
+            final = infos[k]["terminal_observation"]["features"]
+            assert final.base is None and final.shape == (window, 3, 2)
+    assert restarts >= 35  # episodes of 4 steps: nearly every copy restarted many times
+
+
+def test_copy_observations_gives_fresh_arrays():
+    bars, features = synthetic(days=60, n=3)
+    env = PortfolioEnv(bars, features, Percent(), window=3)
+    vec = PortfolioVecEnv(env, 2, seed=0, copy_observations=True)
+    first = vec.reset()["features"]
+    snapshot = first.copy()
+    for _ in range(3):
+        vec.step(np.zeros((2, 4)))
+    np.testing.assert_array_equal(first, snapshot)
+    assert first.flags.owndata
