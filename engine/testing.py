@@ -15,6 +15,8 @@ gets these fixtures without a conftest:
 * ``alpaca_emulator``: an emulator of Alpaca's REST API and its two websocket streams on
   127.0.0.1 (:class:`rlbridge.emulators.alpaca.AlpacaEmulator`), with faults on demand, for
   driving the real alpaca-py clients (and the ``alpaca`` broker) in tests.
+* ``tws_emulator``: an emulator of the TWS API socket protocol on 127.0.0.1
+  (:class:`rlbridge.emulators.tws.TwsEmulator`), for driving the real ``ib_insync.IB``.
 
 and two helpers: :func:`register_plugin`, which registers a plugin the way rlbridge loads one
 (recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once), and
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from click.testing import Result
 
     from .emulators.alpaca import AlpacaEmulator
+    from .emulators.tws import TwsEmulator
     from .interfaces import Bars, FeatureTransform
     from .manager import RLBridgePluginManager
     from .store import Store
@@ -56,6 +59,7 @@ __all__ = [
     "rlbridge_pm",
     "rlbridge_store",
     "sample_bars",
+    "tws_emulator",
 ]
 
 #: What ``sample_bars`` holds: these symbols, from the first session on or after
@@ -298,5 +302,23 @@ def alpaca_emulator() -> Iterator[AlpacaEmulator]:
     from .emulators.alpaca import AlpacaEmulator
 
     with AlpacaEmulator() as emulator:
+        yield emulator
+    assert not emulator.errors, emulator.errors[0]
+
+
+@pytest.fixture
+def tws_emulator() -> Iterator[TwsEmulator]:
+    """A TWS API emulator on 127.0.0.1 (server versions 157..176), started for the test and
+    stopped after it.
+
+    Connect the real client with ``await IB().connectAsync(tws_emulator.host,
+    tws_emulator.port, clientId=1)`` (inside a running loop use ``connectAsync``, never
+    ``connect``).  The test fills, rejects and cancels orders (``tws_emulator.fill(...)``)
+    and injects faults through ``tws_emulator.faults``.  A protocol error or a failure inside
+    the emulator fails the test.
+    """
+    from .emulators.tws import TwsEmulator
+
+    with TwsEmulator() as emulator:
         yield emulator
     assert not emulator.errors, emulator.errors[0]

@@ -17,6 +17,7 @@ from rlbridge.store import open_store
 
 def test_demo_ingests_trains_and_compares_against_baselines(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLBRIDGE_ZIPLINE_ROOT", str(tmp_path / "zipline"))
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     pm = make_plugin_manager(entrypoints=False, warn=False)
     result = CliRunner().invoke(build_cli(pm), ["--db", db, "demo", "--timesteps", "1024"])
@@ -36,9 +37,20 @@ def test_demo_ingests_trains_and_compares_against_baselines(tmp_path, monkeypatc
     line = next(line for line in out.splitlines() if line.startswith("Final value"))
     assert line.split()[3] == f"{final:,.2f}"
 
+    # the agent in three engines, whole shares: the same fills, the same value
+    rows = {line.split()[0]: line for line in out.splitlines()
+            if line.strip().startswith(("native ", "backtrader ", "zipline "))}
+    finals = {engine: line.split()[3] for engine, line in rows.items()}
+    assert list(finals) == ["native", "backtrader", "zipline"]
+    assert len(set(finals.values())) == 1, finals
+    assert "fills identical, equity within" in rows["backtrader"]
+    assert "fills identical, equity within" in rows["zipline"]
+    report = re.search(r"report of the agent: (\S+report\.html)", out)
+    assert report and Path(report[1]).read_text().count("data:image/png;base64,") == 5
+
     store = open_store(db)
     runs = list_runs(store)
-    assert sorted(r.kind for r in runs) == ["backtest", "backtest", "backtest", "train"]
+    assert sorted(r.kind for r in runs) == ["backtest"] * 6 + ["train"]
     assert all(r.status == "completed" for r in runs)
     train_run = next(r for r in runs if r.kind == "train")
     model = get_model(store, 1)

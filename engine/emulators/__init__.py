@@ -5,7 +5,9 @@ speaks the broker's protocol over real sockets on 127.0.0.1.  Plugin authors get
 emulators (and pytest fixtures built on them in :mod:`rlbridge.testing`):
 
 * :class:`~rlbridge.emulators.alpaca.AlpacaEmulator`: Alpaca's trading and market-data REST
-  APIs and its trade-update and market-data websocket streams, with fault injection.
+  APIs and its trade-update and market-data websocket streams, with fault injection;
+* :class:`~rlbridge.emulators.tws.TwsEmulator`: the TWS API socket protocol (server versions
+  157..176) that Interactive Brokers' TWS and IB Gateway speak, with fault injection.
 
 Importing this package is cheap; each emulator imports its server dependencies (websockets,
 msgpack) when it is first used.
@@ -17,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .alpaca import AlpacaEmulator
+    from .tws import TwsEmulator
 
-__all__ = ["AlpacaEmulator"]
+__all__ = ["AlpacaEmulator", "TwsEmulator"]
 
 
 def __getattr__(name: str) -> Any:
@@ -26,4 +29,8 @@ def __getattr__(name: str) -> Any:
         from .alpaca import AlpacaEmulator
 
         return AlpacaEmulator
+    if name == "TwsEmulator":
+        from .tws import TwsEmulator
+
+        return TwsEmulator
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,7 +5,9 @@
    2008-2018, reading the bars back from the store;
 3. backtest it out of sample, 2019-01-01 .. 2020-09-30, on the native engine, beside
    buy-and-hold SPY and a monthly-rebalanced equal weight, and print the comparison;
-4. say where the runs and the model are stored.
+4. run the same agent, trading whole shares, in the native, backtrader and zipline engines and
+   show that they make the same fills and end on the same value;
+5. write the agent's report (an HTML page with its plots) and say where everything is stored.
 
 The same agent as a config file: ``examples/etf_ppo.toml``.
 """
@@ -98,12 +100,41 @@ def demo_cmd(app: App, ctx: click.Context, timesteps: int | None) -> None:
         runs[label] = result.run_id
     click.echo(format_table(table))
 
-    click.secho("\n4. Where it is", bold=True)
+    click.secho("\n4. The same agent in three engines (whole shares)", bold=True)
+    agent = contenders["PPO agent"]
+    whole = {**AGENT["backtest"], "fractional": False}
+    engines = {}
+    for engine in ("native", "backtrader", "zipline"):
+        engines[engine] = backtest(_config(app, strategy=agent, backtest=whole), engine,
+                                   app.pm, store=store)
+    reference = engines["native"]
+    for engine, result in engines.items():
+        same = _same_fills(result.fills, reference.fills)
+        gap = float(abs(result.equity.to_numpy() - reference.equity.to_numpy()).max())
+        click.echo(f"   {engine:<10} final value {result.final_value:>13,.2f}   "
+                   f"{len(result.fills):>5} fills   "
+                   + ("the reference" if engine == "native" else
+                      f"fills {'identical' if same else 'DIFFERENT'}, equity within "
+                      f"{gap:.1e}"))
+
+    click.secho("\n5. Where it is", bold=True)
+    from rlbridge.report import load_run_report, write_report
+
+    report = write_report(load_run_report(store, runs["PPO agent"]),
+                          Path("reports") / runs["PPO agent"])
+    click.echo(f"   report of the agent: {report.html}")
     click.echo(f"   store: {store.url}")
     click.echo(f"   training run {trained.run_id}, model {trained.model_id}: {trained.path}")
     for label, run_id in runs.items():
         click.echo(f"   backtest run {run_id}: {label}")
     click.echo(f"\nDone in {time.perf_counter() - started:.0f} s.")
+
+
+def _same_fills(ours: list[Any], theirs: list[Any]) -> bool:
+    """Fill for fill: the same bar, symbol, quantity and price (to a cent)."""
+    return len(ours) == len(theirs) and all(
+        (a.time, a.symbol, a.quantity) == (b.time, b.symbol, b.quantity)
+        and abs(a.price - b.price) < 0.005 for a, b in zip(ours, theirs, strict=True))
 
 
 @hookimpl
