@@ -47,7 +47,8 @@ class ActionMapping:
     def __init__(self, n_assets: int, space: gym.Space[Any]) -> None:
         self.n = n_assets
         self.space = space
-        self.shape = space.shape
+        assert space.shape is not None
+        self.shape: tuple[int, ...] = space.shape
 
     def check(self, action: Any, batch: int | None = None) -> np.ndarray:
         """The action as a new float64 array of the right shape; raises on NaN, inf, shape.

@@ -190,7 +190,7 @@ def backtest(
         bars = load_bars(config, pm, store_url=None if store is None else store.full_url)
     start, end = decision_range(bars, settings.start, settings.end)
     bench_at = _benchmark_column(settings.benchmark, bars.symbols, config.path)
-    features, names = None, ()
+    features, names = None, ()  # type: tuple[np.ndarray | None, tuple[str, ...]]
     if config.features is not None and config.features.transforms:
         from .features import FeaturePipeline
 

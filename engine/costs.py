@@ -132,7 +132,7 @@ def per_run_table(context: CostContext, key: Hashable,
             the table depends on.
         compute: builds the table from the run's bars.
     """
-    return context.cached(key, compute)  # type: ignore[no-any-return]
+    return context.cached(key, compute)
 
 
 def zeros(price: np.ndarray) -> np.ndarray:

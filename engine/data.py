@@ -472,7 +472,8 @@ def align(frames: Mapping[str, pd.DataFrame], options: AlignOptions, *,
         if len(common) == 0:
             raise DataError(f"no timestamp has a bar for every symbol ({', '.join(symbols)})",
                             source=source or None)
-        _warn_dropped(stamps, common, first.value, last.value, source)
+        _warn_dropped(stamps, common, first.value, last.value,
+                      None if source is None else str(source))
         target = common
     elif is_daily and options.calendar is not None:
         target = sessions(options.calendar, first, last).asi8

@@ -116,7 +116,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.first, self.last = self._range(start, end)
 
         n, f = len(self.symbols), features.shape[2]
-        self.observation_space = gym.spaces.Dict({
+        self.observation_space = gym.spaces.Dict({  # type: ignore[assignment]
             "features": gym.spaces.Box(-np.inf, np.inf, (window, n, f), np.float32),
             "weights": gym.spaces.Box(-np.inf, np.inf, (n + 1,), np.float32),
         })
@@ -133,7 +133,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ------------------------------------------------------------------ setup
     def _range(self, start: int | None, end: int | None) -> tuple[int, int]:
-        finite = np.isfinite(self.features).all(axis=(1, 2))
+        finite = np.asarray(np.isfinite(self.features).all(axis=(1, 2)))
         if not finite.any():
             raise DataError("no bar has finite values for every feature")
         warm = int(np.argmax(finite))  # features may be NaN only during their warm-up

@@ -86,7 +86,7 @@ class Bars:
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(T, N, 5)``."""
-        return self.values.shape  # type: ignore[return-value]
+        return self.values.shape
 
     @property
     def intraday(self) -> bool:
@@ -300,7 +300,7 @@ class CostContext:
     def volatility(self, window: int) -> np.ndarray:
         """``[N]`` standard deviation of daily log close-to-close returns over the ``window``
         returns ending at the decision bar (fewer at the start; 0 before two bars exist)."""
-        return self.volatility_table(window)[self.t]  # type: ignore[no-any-return]
+        return self.volatility_table(window)[self.t]
 
     def volatility_table(self, window: int) -> np.ndarray:
         """``[T, N]``: row t is :meth:`volatility` at decision bar t (computed once per run)."""
@@ -382,18 +382,52 @@ class BarContext(Protocol):
     Engines and the live runner implement it; strategies only call it.
     """
 
-    now: Any
-    bar_index: int
     symbols: tuple[str, ...]
     params: Mapping[str, Any]
-    cash: float
-    value: float
-    positions: Mapping[str, float]
-    weights: Any
-    open_orders: Sequence[Order]
-    #: names of the ``F`` features of :meth:`features`, and the configured window
-    feature_names: tuple[str, ...]
-    feature_window: int | None
+
+    @property
+    def now(self) -> Any:
+        """The timestamp of the bar that just closed."""
+        ...
+
+    @property
+    def bar_index(self) -> int:
+        """0 at the run's first bar."""
+        ...
+
+    @property
+    def cash(self) -> float:
+        ...
+
+    @property
+    def value(self) -> float:
+        """Cash plus positions at this bar's close."""
+        ...
+
+    @property
+    def positions(self) -> Mapping[str, float]:
+        """Shares held per symbol."""
+        ...
+
+    @property
+    def weights(self) -> Any:
+        """``[N+1]`` weights at this bar's close, cash last."""
+        ...
+
+    @property
+    def open_orders(self) -> Sequence[Order]:
+        """Orders placed and not yet filled."""
+        ...
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Names of the ``F`` features of :meth:`features`."""
+        ...
+
+    @property
+    def feature_window(self) -> int | None:
+        """The configured observation window (``[features] window``), if any."""
+        ...
 
     def history(self, field: str, n: int) -> np.ndarray:
         """The last ``n`` values of ``field`` as ``[n, N]``, oldest first (fewer at the start)."""
@@ -407,11 +441,13 @@ class BarContext(Protocol):
         """Shares held of ``symbol``."""
         ...
 
-    def order(self, symbol: str, quantity: float) -> Order:
-        """A market order for ``quantity`` signed shares, filled at the next bar's open."""
+    def order(self, symbol: str, quantity: float) -> Order | None:
+        """A market order for ``quantity`` signed shares, filled at the next bar's open
+        (None when a risk check refuses it)."""
         ...
 
-    def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]) -> list[Order]:
+    def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]
+                             | np.ndarray) -> list[Order]:
         """Orders that move the portfolio to ``weights`` of its value."""
         ...
 

@@ -44,7 +44,7 @@ class MarketError(RLBridgeError):
 
 def size_to_weights(
     weights: np.ndarray,
-    value: float,
+    value: float | np.ndarray,
     close: np.ndarray,
     positions: np.ndarray,
     *,
@@ -200,7 +200,7 @@ class FillBatch:
         return [
             Fill(symbols[i], float(self.quantity[i]), float(self.price[i]),
                  float(self.commission[i]), time)
-            for i in np.flatnonzero(self.quantity)
+            for i in np.flatnonzero(self.quantity).tolist()
         ]
 
     @property
@@ -279,7 +279,7 @@ class MarketSimulator:
 
     def close(self) -> np.ndarray:
         """``[N]`` closes of the current bar."""
-        return self._close[self.t]  # type: ignore[no-any-return]
+        return self._close[self.t]
 
     def value(self) -> float:
         """Portfolio value at the current bar's close."""

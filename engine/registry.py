@@ -171,7 +171,7 @@ class Registry(Generic[T]):
             ) from None
         if not callable(obj):
             raise PluginError(f"{prefix}{self.noun} {spec!r} is not callable")
-        return obj  # type: ignore[no-any-return]
+        return obj
 
 
 class Registries:

@@ -185,8 +185,8 @@ def train(
     features = compute_features(config, bars, pm)
     env = make_env(config, pm, bars=bars, features=features)
     data_hash = bars.digest()
-    seed = settings.seed if settings.seed is not None else int(np.random.SeedSequence().entropy
-                                                               % 2**32)
+    seed = settings.seed if settings.seed is not None else int(
+        int(np.random.SeedSequence().entropy) % 2**32)  # type: ignore[arg-type]
     run = None
     if record:
         from .runs import start_run
@@ -248,7 +248,7 @@ def _learn(config: Config, env: PortfolioEnv, features: FeatureSet, algorithm: A
 
         path = Path(resume)
         if path.suffix != ".zip" or path.with_suffix(".json").exists():  # a saved policy
-            path = TrainedPolicy.load(path).path
+            path = Path(TrainedPolicy.load(path).path or path)
         model = algorithm.load(path, env=algorithm.prepare_env(train_env))
         if board is not None:
             model.tensorboard_log = board

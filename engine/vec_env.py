@@ -65,7 +65,7 @@ class PortfolioVecEnv(VecEnv):
         self.cash = np.full(k, env.initial_cash)
         self.value = np.full(k, env.initial_cash)
         self.peak = np.full(k, env.initial_cash)
-        self.t = np.full(k, env.first, dtype=np.int64)
+        self.t: np.ndarray = np.full(k, env.first, dtype=np.int64)
         self.stop = np.full(k, env.last, dtype=np.int64)
         self._actions: np.ndarray | None = None
 
@@ -140,7 +140,7 @@ class PortfolioVecEnv(VecEnv):
                 "weights": self._weights(self._close[self.t]).astype(np.float32)}
 
     # ------------------------------------------------------------------ VecEnv API
-    def reset(self) -> dict[str, np.ndarray]:  # type: ignore[override]
+    def reset(self) -> dict[str, np.ndarray]:
         self._restart(np.arange(self.num_envs))
         return self._observation()
 
@@ -157,7 +157,7 @@ class PortfolioVecEnv(VecEnv):
         target = env.mapping(self._actions, current, batch=k)
         quantity = size_to_weights(target[:, :-1], value[:, None], close, self.positions,
                                    fractional=env.fractional, min_order_value=MIN_ORDER_VALUE)
-        self._context.t = t
+        self._context.t = t  # type: ignore[assignment]  # a [K] vector: one bar per copy
         nxt = t + 1
         price, commission = execute(quantity, self._reference[nxt], env.cost_model,
                                     self._context)
@@ -202,7 +202,7 @@ class PortfolioVecEnv(VecEnv):
     def close(self) -> None:
         return None
 
-    def seed(self, seed: int | None = None) -> Sequence[None | int]:  # type: ignore[override]
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:
         self._rng = np.random.default_rng(seed)
         return [seed] * self.num_envs
 

@@ -12,10 +12,10 @@ import ssl
 import subprocess
 import tomllib
 from email import policy
-from types import SimpleNamespace
 from email.parser import BytesParser
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from aiosmtpd.controller import Controller

@@ -85,7 +85,7 @@ def demo_cmd(app: App, ctx: click.Context, timesteps: int | None) -> None:
 
     start, end = AGENT["backtest"]["start"], AGENT["backtest"]["end"]
     click.secho(f"\n3. Backtest out of sample, {start} .. {end}, native engine", bold=True)
-    contenders = {
+    contenders: dict[str, dict[str, Any]] = {
         "PPO agent": {"name": "rl_allocation", "model": str(trained.path)},
         "Buy & hold SPY": {"name": "buy_and_hold", "symbol": "SPY"},
         "Equal weight": {"name": "equal_weight", "rebalance": 21},

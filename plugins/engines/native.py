@@ -46,7 +46,7 @@ class NativeEngine:
         from rlbridge.market import MarketSimulator
 
         spec = config
-        sim = MarketSimulator(bars, spec.cost_model, cash=spec.cash, fill_at=spec.fill_at,  # type: ignore[arg-type]
+        sim = MarketSimulator(bars, spec.cost_model, cash=spec.cash, fill_at=spec.fill_at,
                               fractional=spec.fractional)
         sim.reset(spec.start)
         ctx = SimContext(sim, spec)
