@@ -1,21 +1,25 @@
 """Many copies of a :class:`~rlbridge.env.PortfolioEnv` stepped at once, as one SB3 ``VecEnv``.
 
 Each copy has its own portfolio, bar and episode; a step runs the same market arithmetic as the
-single environment on ``[K, N]`` arrays (the cost model sees ``[K, N]`` prices and a
-``CostContext`` whose ``t`` is the ``[K]`` vector of decision bars), so stepping 64 copies costs a
-few times one step, not 64.  Episodes reset automatically, SB3-style: the finished copy's last
-observation is in ``infos[k]["terminal_observation"]``.
+single environment for all copies at once, and episodes reset automatically, SB3-style: the
+finished copy's last observation is in ``infos[k]["terminal_observation"]``.
+
+The arithmetic runs in the compiled loop of :mod:`rlbridge.kernels` when the cost model's parts
+describe themselves to it (every built-in does), else in numpy on ``[K, N]`` arrays (the cost
+model then sees ``[K, N]`` prices and a ``CostContext`` whose ``t`` is the ``[K]`` vector of
+decision bars).  Both agree with the single environment to rounding.
 
 Observations without copying windows: the copies keep their feature windows in ring buffers
-``[K, 2W, N, F]`` (``W = window``), every row written twice, ``W`` rows apart, so that any ``W``
-consecutive rows are one contiguous slice.  The copies step together, so their current windows
-sit at the same positions of the ring and the ``[K, window, N, F]`` observation is a slice of it
-(a view).  There are two rings, used on alternate steps: a step brings the other ring up to date
-(two new rows per copy; a whole window for a copy that started a new episode since that ring was
-last used) and leaves the previous observation untouched.  A step therefore costs the same
-whatever the window, and the previous observation stays valid while the next is made, which is
-all stable-baselines3's rollout and replay buffers need (they copy what they keep).  Pass
-``copy_observations=True`` for fresh arrays.
+``[2W, K, N, F]`` (``W = window``; time first, so that a step's new row of every copy is one
+contiguous block), every row written twice, ``W`` rows apart, so that any ``W`` consecutive rows
+are one slice.  The copies step together, so their current windows sit at the same positions of
+the ring and the ``[K, window, N, F]`` observation is a (transposed) view of it.  There are two
+rings, used on alternate steps: a step brings the other ring up to date (two new rows per copy;
+a whole window for a copy that started a new episode since that ring was last used) and leaves
+the previous observation untouched.  A step therefore costs the same whatever the window, and
+the previous observation stays valid while the next is made, which is all stable-baselines3's
+rollout and replay buffers need (they copy what they keep).  Pass ``copy_observations=True`` for
+fresh arrays.
 """
 
 from __future__ import annotations
@@ -40,10 +44,13 @@ class PortfolioVecEnv(VecEnv):
         seed: seeds the random episode starts.
         copy_observations: return fresh observation arrays instead of views of the ring
             (slower; for callers that keep observations for more than one step).
+        compiled: step with the compiled loop of :mod:`rlbridge.kernels` (the default when
+            the cost model's parts describe themselves to it: every built-in does), or with
+            numpy (``False``; a third-party cost model always does).
     """
 
     def __init__(self, env: PortfolioEnv, n_envs: int, seed: int | None = None, *,
-                 copy_observations: bool = False) -> None:
+                 copy_observations: bool = False, compiled: bool | None = None) -> None:
         self.env = env  # before VecEnv.__init__, which reads attributes through get_attr
         super().__init__(n_envs, env.observation_space, env.action_space)
         k, n = n_envs, len(env.symbols)
@@ -51,16 +58,29 @@ class PortfolioVecEnv(VecEnv):
         self._close = env.bars.close
         self._reference = env.bars.open if env.fill_at == "open" else env.bars.close
         self._features = env.features
+        self._flat_features = env.features.reshape(env.features.shape[0], -1)
+        self._context = CostContext(env.bars)
+        self._ones = ones(n)
         window, features = env.window, env.features.shape[2]
         self._ring_rows = window
-        self._rings = np.zeros((2, k, 2 * window, n, features), dtype=np.float32)
+        self._rings = np.zeros((2, 2 * window, k, n, features), dtype=np.float32)
         self._stale = np.ones((2, k), dtype=bool)  # a ring that lacks a copy's whole window
         self._back = np.arange(window)  # 0, 1, ... rows before the current one
         self._last_two = np.array([1, 0] if window > 1 else [0])  # rows a step adds
         self._step = 0  # steps of all copies (they step together): the rings' clock
         self._copy_observations = copy_observations
-        self._context = CostContext(env.bars)
-        self._ones = ones(n)
+        self._program = None
+        if compiled is not False:
+            from .kernels import cost_program
+
+            self._program = cost_program(env.cost_model, self._context)
+            if compiled and self._program is None:
+                from .errors import ConfigError
+
+                raise ConfigError(f"the cost model {env.cost_model!r} has no compiled form "
+                                  "(kernel_parts); step it with compiled=False")
+        self._kernel: Any = None
+        self._rows: Any = None
         self.positions = np.zeros((k, n))
         self.cash = np.full(k, env.initial_cash)
         self.value = np.full(k, env.initial_cash)
@@ -90,12 +110,27 @@ class PortfolioVecEnv(VecEnv):
     def _fill(self, idx: np.ndarray, *, new_episode: bool = True) -> None:
         """Write the whole current window of the copies ``idx`` into this step's ring."""
         ring = self._rings[self._step % 2]
+        if self._program is not None:  # the compiled loop, every row of the window
+            if self._rows is None:
+                from .kernels import compile_rows
+
+                self._rows = compile_rows()
+            chosen = np.zeros(self.num_envs, dtype=bool)
+            chosen[idx] = True
+            flat = ring.reshape(ring.shape[0], ring.shape[1], -1)
+            self._rows(flat, self._flat_features, self.t, chosen, self._step, self._back,
+                       self._ring_rows)
+            self._mark(idx, new_episode)
+            return
         rows = self.t[idx][:, None] - self._back  # [m, window]: the current row first
         slots = (self._step - self._back) % self._ring_rows
-        block = np.take(self._features, rows, axis=0)  # [m, window, N, F]
-        where = idx[:, None]
-        ring[where, slots] = block
-        ring[where, slots + self._ring_rows] = block
+        block = np.take(self._features, rows.T, axis=0)  # [window, m, N, F]
+        where = idx[None, :]
+        ring[slots[:, None], where] = block
+        ring[slots[:, None] + self._ring_rows, where] = block
+        self._mark(idx, new_episode)
+
+    def _mark(self, idx: np.ndarray, new_episode: bool) -> None:
         self._stale[self._step % 2, idx] = False
         if new_episode:  # the other ring still holds the old episode
             self._stale[1 - self._step % 2, idx] = True
@@ -110,22 +145,31 @@ class PortfolioVecEnv(VecEnv):
             fresh = np.flatnonzero(~stale)
             self._fill(np.flatnonzero(stale), new_episode=False)
         ring = self._rings[bank]
-        times = self.t[fresh]
         width = self._ring_rows
+        if self._program is not None:  # the compiled loop: no temporaries
+            if self._rows is None:
+                from .kernels import compile_rows
+
+                self._rows = compile_rows()
+            flat = ring.reshape(ring.shape[0], ring.shape[1], -1)  # views: no copies
+            self._rows(flat, self._flat_features, self.t, ~stale, self._step, self._last_two,
+                       width)
+            return
+        times = self.t[fresh]
         for back in self._last_two.tolist():  # the newest rows, each at its slot and slot + W
             row = np.take(self._features, times - back, axis=0)  # [m, N, F]
             slot = (self._step - back) % width
-            if isinstance(fresh, slice):  # basic slices: plain strided copies
-                ring[:, slot] = row
-                ring[:, slot + width] = row
+            if isinstance(fresh, slice):  # one contiguous block per write
+                ring[slot] = row
+                ring[slot + width] = row
             else:
-                ring[fresh, slot] = row
-                ring[fresh, slot + width] = row
+                ring[slot, fresh] = row
+                ring[slot + width, fresh] = row
 
     def _windows(self) -> np.ndarray:
         """``[K, window, N, F]``: a view of this step's ring (see the module)."""
         start = (self._step - self._ring_rows + 1) % self._ring_rows
-        view = self._rings[self._step % 2, :, start:start + self._ring_rows]
+        view = self._rings[self._step % 2, start:start + self._ring_rows].transpose(1, 0, 2, 3)
         return view.copy() if self._copy_observations else view
 
     def _weights(self, close: np.ndarray) -> np.ndarray:
@@ -149,6 +193,8 @@ class PortfolioVecEnv(VecEnv):
 
     def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray,
                                  list[dict[str, Any]]]:
+        if self._program is not None:
+            return self._finish(*self._compiled_step())
         env, k = self.env, self.num_envs
         t = self.t
         close = self._close[t]
@@ -165,7 +211,6 @@ class PortfolioVecEnv(VecEnv):
         self.cash -= np.vecdot(quantity, price) + commission.dot(self._ones)
         new_value = self.cash + np.vecdot(self.positions, self._close[nxt])
         self.t = nxt
-        self._advance()
         bankrupt = ~(new_value > 0.0)
         broke = bool(bankrupt.any())
         if broke:
@@ -181,6 +226,40 @@ class PortfolioVecEnv(VecEnv):
             reward -= env.drawdown_penalty * (1.0 - new_value / self.peak)
         if broke:
             reward[bankrupt] = BANKRUPT_REWARD
+        return self._finish(reward, new_value)
+
+    def _compiled_step(self) -> tuple[np.ndarray, np.ndarray]:
+        """The arithmetic of a step in the compiled loop: ``(reward, new value)``."""
+        from .actions import SOFTMAX_SCALE
+        from .kernels import MAPPINGS, compile_step
+
+        env, k = self.env, self.num_envs
+        if self._kernel is None:
+            self._kernel = compile_step()
+        mapping = env.mapping
+        actions = mapping.check(self._actions, batch=k)  # NaN, infinity, shape: ActionError
+        program = self._program
+        assert program is not None
+        reward, new_value = np.empty(k), np.empty(k)
+        self._kernel(actions, MAPPINGS[mapping.name], SOFTMAX_SCALE,
+                     float(getattr(mapping, "gross_cap", 1.0)),
+                     float(getattr(mapping, "trade_step", 0.0)), self.t, self.positions,
+                     self.cash, self.value, self.peak, self._close, self._reference,
+                     env.fractional, MIN_ORDER_VALUE, program.price_kinds, program.price_params,
+                     program.price_tables, program.commission_kinds, program.commission_params,
+                     float(env.turnover_penalty), float(env.drawdown_penalty), BANKRUPT_REWARD,
+                     reward, new_value)
+        self.t = self.t + 1
+        return reward, new_value
+
+    def _finish(self, reward: np.ndarray, new_value: np.ndarray
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """After the arithmetic: the rings, the episodes that ended, the observation."""
+        k = self.num_envs
+        nxt = self.t
+        self._advance()
+        bankrupt = ~(new_value > 0.0)
+        if bankrupt.any():
             self.value = np.where(bankrupt, 0.0, new_value)
             truncated = (nxt >= self.stop) & ~bankrupt
             done = truncated | bankrupt

@@ -77,6 +77,13 @@ class PerShareCost:
         """The reference price itself: this model moves no price."""
         return price
 
+    def kernel_parts(self, context: CostContext) -> list[tuple[str, int, tuple[float, ...], Any]]:
+        """This model for the vectorised environment's compiled step (:mod:`rlbridge.kernels`)."""
+        from rlbridge.kernels import PER_SHARE
+
+        return [("commission", PER_SHARE,
+                 (float(self._per_share), float(self._minimum), float(self._maximum)), None)]
+
     def commission(self, price: np.ndarray, quantity: np.ndarray,
                    context: CostContext) -> np.ndarray:
         """``min(max(per_share * |q|, minimum), maximum_percent * |q| * price)`` per asset.

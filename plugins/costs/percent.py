@@ -54,6 +54,12 @@ class PercentCost:
         """The reference price itself: this model moves no price."""
         return price
 
+    def kernel_parts(self, context: CostContext) -> list[tuple[str, int, tuple[float, ...], Any]]:
+        """This model for the vectorised environment's compiled step (:mod:`rlbridge.kernels`)."""
+        from rlbridge.kernels import PERCENT
+
+        return [("commission", PERCENT, (self._rate,), None)]
+
     def commission(self, price: np.ndarray, quantity: np.ndarray,
                    context: CostContext) -> np.ndarray:
         """``rate * |quantity| * price`` per asset (0 where nothing trades)."""

@@ -61,6 +61,12 @@ class SpreadCost:
         """``price * (1 + sign(quantity) * bps / 10_000)``."""
         return self._slip(price, quantity, self._fraction)
 
+    def kernel_parts(self, context: CostContext) -> list[tuple[str, int, tuple[float, ...], Any]]:
+        """This model for the vectorised environment's compiled step (:mod:`rlbridge.kernels`)."""
+        from rlbridge.kernels import SPREAD
+
+        return [("price", SPREAD, (float(self._fraction),), None)]
+
     def commission(self, price: np.ndarray, quantity: np.ndarray,
                    context: CostContext) -> np.ndarray:
         """Zeros: the spread is paid in the price."""

@@ -125,6 +125,13 @@ class VolatilitySlippageCost:
         np.minimum(fraction, self._cap, out=fraction)
         return self._slip(price, quantity, fraction)
 
+    def kernel_parts(self, context: CostContext) -> list[tuple[str, int, tuple[float, ...], Any]]:
+        """This model for the vectorised environment's compiled step (:mod:`rlbridge.kernels`)."""
+        from rlbridge.kernels import VOLATILITY
+
+        table = self._table(context, self._key, self.scale)
+        return [("price", VOLATILITY, (float(self._floor), float(self._cap)), table)]
+
     def commission(self, price: np.ndarray, quantity: np.ndarray,
                    context: CostContext) -> np.ndarray:
         """Zeros: the slippage is paid in the price."""

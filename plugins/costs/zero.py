@@ -36,6 +36,10 @@ class ZeroCost:
         """``zero: no costs``."""
         return "zero: no costs"
 
+    def kernel_parts(self, context: CostContext) -> list[tuple[str, int, tuple[float, ...], Any]]:
+        """Nothing, for the vectorised environment's compiled step (:mod:`rlbridge.kernels`)."""
+        return []
+
     def fill_price(self, price: np.ndarray, quantity: np.ndarray,
                    context: CostContext) -> np.ndarray:
         """The reference price itself."""
