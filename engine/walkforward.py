@@ -293,6 +293,15 @@ def walkforward(
     equity, cash = chain([(r.backtest.equity, r.backtest.cash) for r in results],
                          config.backtest.cash)
     metrics = performance(equity, fills=[f for r in results for f in r.backtest.fills])
+    # each fold starts flat: its round trips are its own (a position a fold leaves open is
+    # not closed by the next fold's first sale)
+    import pandas as pd
+
+    from .metrics import round_trips, trade_stats
+
+    trips = [round_trips(r.backtest.fills) for r in results if r.backtest.fills]
+    if trips:
+        metrics.update(trade_stats(pd.concat(trips, ignore_index=True)))
     result = WalkforwardResult(run.id if run is not None else None, engine_name, results, equity,
                                metrics)
     if run is not None:

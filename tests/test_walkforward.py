@@ -131,6 +131,11 @@ def test_a_rule_strategy_is_tested_fold_by_fold_and_the_pieces_chain(tmp_path, b
     run = get_run(store, result.run_id)
     assert (run.kind, run.status) == ("walkforward", "completed")
     assert result.metrics["total_return"] == pytest.approx(growth - 1)
+    # trades are counted fold by fold: each fold opens its positions and leaves them open
+    from rlbridge.metrics import round_trips
+
+    assert result.metrics["trades"] == sum(len(round_trips(f.backtest.fills))
+                                           for f in result.folds)
 
 
 # ---------------------------------------------------------------------- trained policy
