@@ -305,10 +305,17 @@ def walkforward(
     result = WalkforwardResult(run.id if run is not None else None, engine_name, results, equity,
                                metrics)
     if run is not None:
-        from .runs import finish_run, record_equity
+        from .runs import finish_run, record_equity, record_fills
 
+        benchmarks = [(r.backtest.benchmark, r.backtest.benchmark) for r in results]
+        benchmark = None
+        if all(b is not None for b, _ in benchmarks):
+            benchmark = chain(benchmarks, config.backtest.cash)[0].to_numpy()  # type: ignore[arg-type]
         record_equity(store, run, equity.index, equity.to_numpy(),  # type: ignore[arg-type]
-                      cash.to_numpy())
+                      cash.to_numpy(), benchmark=benchmark)
+        fills = [f for r in results for f in r.backtest.fills]
+        if fills:  # every fold's fills, so that the run's turnover and costs can be read back
+            record_fills(store, run, fills)  # type: ignore[arg-type]
         run = finish_run(store, run, "completed")  # type: ignore[arg-type]
         pm.hook.after_run(run=run, result=result)
     return result

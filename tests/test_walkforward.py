@@ -130,6 +130,9 @@ def test_a_rule_strategy_is_tested_fold_by_fold_and_the_pieces_chain(tmp_path, b
     assert len(result.equity) == sum(len(f.backtest.equity) for f in result.folds)
     run = get_run(store, result.run_id)
     assert (run.kind, run.status) == ("walkforward", "completed")
+    from rlbridge.runs import run_fills
+
+    assert len(run_fills(store, run.id)) == sum(len(f.backtest.fills) for f in result.folds)
     assert result.metrics["total_return"] == pytest.approx(growth - 1)
     # trades are counted fold by fold: each fold opens its positions and leaves them open
     from rlbridge.metrics import round_trips
