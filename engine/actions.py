@@ -47,6 +47,7 @@ class ActionMapping:
     def __init__(self, n_assets: int, space: gym.Space[Any]) -> None:
         self.n = n_assets
         self.space = space
+        self._unit = ones(int(np.prod(space.shape or (1,))))
         assert space.shape is not None
         self.shape: tuple[int, ...] = space.shape
 
@@ -66,7 +67,8 @@ class ActionMapping:
         flat = a.ravel()
         # one dot product finds NaN and inf (they propagate); only then look closer, since a
         # sum of huge finite values may overflow too
-        if not math.isfinite(flat.dot(ones(flat.size))) and not np.isfinite(flat).all():
+        if not math.isfinite(flat.dot(self._unit if flat.size == self._unit.size
+                                      else ones(flat.size))) and not np.isfinite(flat).all():
             bad = np.flatnonzero(~np.isfinite(flat))
             raise ActionError(f"{self.name} action has NaN or infinite values at "
                               f"{bad.tolist()}: {a.tolist()}")

@@ -30,7 +30,8 @@ import numpy as np
 from .actions import ActionMapping, make_action_mapping
 from .errors import ConfigError, DataError
 from .interfaces import CostContext
-from .market import MIN_ORDER_VALUE, Portfolio, execute, ones, size_to_weights
+from .market import MIN_ORDER_VALUE, Portfolio, ones, size_to_weights
+from .market import portfolio_weights as _portfolio_weights
 
 if TYPE_CHECKING:
     from .interfaces import Bars, CostModel
@@ -184,10 +185,12 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         context = self._context
         context.t = t
         nxt = t + 1
-        price, commission = execute(quantity, self._reference[nxt], self.cost_model, context)
+        cost_model = self.cost_model  # rlbridge.market.execute, inlined
+        price = cost_model.fill_price(self._reference[nxt], quantity, context)
+        commission = cost_model.commission(price, quantity, context)
         portfolio.apply(quantity, price, commission)
         new_close = self._close[nxt]
-        new_value = portfolio.value(new_close)
+        new_value = float(portfolio.cash + portfolio.positions.dot(new_close))  # .value()
         self.t = nxt
         self._value = new_value
         traded = float(_abs(quantity).dot(price))
@@ -203,7 +206,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._peak = max(self._peak, new_value)
             reward -= self.drawdown_penalty * (1.0 - new_value / self._peak)
         # the same float64 arithmetic as every BarContext's weights, then float32
-        weights = portfolio.weights(new_close, new_value)
+        weights = _portfolio_weights(portfolio.positions, portfolio.cash, new_close, new_value)
         obs = {"features": self.features[nxt - self.window + 1:nxt + 1].copy(),
                "weights": weights.astype(np.float32)}
         return obs, reward, False, nxt >= self._stop, info

@@ -72,7 +72,7 @@ def size_to_weights(
     worth *= close
     # keep the orders worth at least min_order_value (a product by a mask: cheaper than a
     # masked assignment on the hot path; a dropped sell becomes -0.0, which is zero)
-    np.multiply(quantity, worth >= min_order_value, out=quantity)
+    np.multiply(quantity, np.greater_equal(worth, min_order_value), out=quantity)
     return quantity
 
 
@@ -156,7 +156,7 @@ class Portfolio:
     by exactly the traded value plus commission.
     """
 
-    __slots__ = ("cash", "positions", "symbols")
+    __slots__ = ("_ones", "cash", "positions", "symbols")
 
     def __init__(self, symbols: Sequence[str], cash: float,
                  positions: np.ndarray | None = None) -> None:
@@ -164,6 +164,7 @@ class Portfolio:
         self.cash = float(cash)
         self.positions = (np.zeros(len(self.symbols)) if positions is None
                           else np.array(positions, dtype=np.float64))
+        self._ones = ones(len(self.symbols))
 
     def value(self, prices: np.ndarray) -> float:
         """Cash plus positions at ``prices``."""
@@ -179,7 +180,7 @@ class Portfolio:
     def apply(self, quantity: np.ndarray, price: np.ndarray, commission: np.ndarray) -> None:
         """Book fills: positions += quantity; cash -= traded value + commission."""
         self.positions += quantity
-        paid = quantity.dot(price) + commission.dot(ones(len(commission)))
+        paid = quantity.dot(price) + commission.dot(self._ones)
         self.cash = float(self.cash - paid)
 
     def copy(self) -> Portfolio:
