@@ -541,18 +541,37 @@ class _Loader:
         fields = [f.name for f in dataclasses.fields(cls) if f.init]
         # an option named like a table key (a feed's own `start`) cannot be set from the table
         settable = [f for f in fields if f not in core_keys]
+        foreign = self.foreign_options(kind, entry.name if entry else name, core_keys)
         for key in extra:
-            if key not in fields:
+            if key not in fields and key not in foreign:
                 raise self.error(_unknown("key", key, core_keys + settable, core_keys, settable,
                                           plugin=(entry.name if entry else name, kind)),
                                  key=f"{table}.{key}")
-        built: Any = build(cls, extra, path=self.shown, key=table)
+        own = {k: v for k, v in extra.items() if k in fields}
+        built: Any = build(cls, own, path=self.shown, key=table)
         # keep what the file says (the plugin's own normalisation, e.g. "none" -> None, must
         # survive to_dict()), but with relative paths made absolute: relative to the file
         return types.MappingProxyType({
-            k: getattr(built, k) if isinstance(getattr(built, k), Path) else v
+            k: getattr(built, k) if k in own and isinstance(getattr(built, k), Path) else v
             for k, v in extra.items()
         })
+
+    def foreign_options(self, kind: str, name: str, core_keys: list[str]) -> set[str]:
+        """Keys of other plugins of ``kind`` that may sit beside ``name``'s own options.
+
+        Only brokers: one ``[broker]`` table keeps each broker's endpoints, and ``name`` (or
+        ``rlbridge live --broker``) picks the broker; the others' keys are kept, unchecked,
+        and the broker chosen at run time takes the keys it declares.
+        """
+        if kind != "brokers":
+            return set()
+        registry = self.registry(kind)
+        keys: set[str] = set()
+        for other in registry.names():
+            info = registry.info(other)
+            if info.name != name and info.options is not None:
+                keys |= {f.name for f in dataclasses.fields(info.options) if f.init}
+        return keys - set(core_keys)
 
     def raise_typo(self, table: str, extra: Mapping[str, Any], core_keys: list[str],
                    plugin: tuple[str, str] | None = None) -> None:

@@ -310,7 +310,7 @@ def walkforward(
         benchmarks = [(r.backtest.benchmark, r.backtest.benchmark) for r in results]
         benchmark = None
         if all(b is not None for b, _ in benchmarks):
-            benchmark = chain(benchmarks, config.backtest.cash)[0].to_numpy()  # type: ignore[arg-type]
+            benchmark = chain(benchmarks, config.backtest.cash)[0].to_numpy()
         record_equity(store, run, equity.index, equity.to_numpy(),  # type: ignore[arg-type]
                       cash.to_numpy(), benchmark=benchmark)
         fills = [f for r in results for f in r.backtest.fills]

@@ -8,6 +8,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.feeds.csv",
     "rlbridge.plugins.feeds.sql",
     "rlbridge.plugins.feeds.sample",
+    "rlbridge.plugins.feeds.alpaca",
+    "rlbridge.plugins.feeds.ib",
     "rlbridge.plugins.costs.percent",
     "rlbridge.plugins.costs.per_share",
     "rlbridge.plugins.costs.spread",
@@ -35,5 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "rlbridge.plugins.commands.signals",
     "rlbridge.plugins.commands.live",
     "rlbridge.plugins.brokers.sim",
+    "rlbridge.plugins.brokers.alpaca",
+    "rlbridge.plugins.brokers.ib",
     "rlbridge.plugins.notify.email",
 )

@@ -143,8 +143,8 @@ def test_bad_options_and_arguments_exit_2(db, tmp_path):
     cases = {
         ("ingest",): "Error: no feed to ingest from: give a CONFIG with a [data] table or --feed "
                      "NAME (for example --feed sample, or --feed csv --path DIR)\n",
-        ("ingest", "--feed", "csvv"): "Error: --feed: unknown feed 'csvv'; valid names: csv, "
-                                      "sample, sql (did you mean 'csv'?)\n",
+        ("ingest", "--feed", "csvv"): "Error: --feed: unknown feed 'csvv'; valid names: alpaca, "
+                                      "csv, ib, sample, sql (did you mean 'csv'?)\n",
         ("ingest", "--feed", "sample", "-o", "adjsut=true"): None,
         ("ingest", "--feed", "sample", "-o", "adjust"):
             "Error: --option 'adjust': expected KEY=VALUE\n",

@@ -634,3 +634,18 @@ def test_env_table_values_are_checked(pm):
         "agent.toml: [env.episode_length]: an episode needs at least 2 steps, got 1")
     assert error(pm, {"env": {"gross_cap": 0}}) == (
         "agent.toml: [env.gross_cap]: must be a positive number, got 0.0")
+
+
+def test_one_broker_table_keeps_every_brokers_endpoints(tmp_path):
+    from rlbridge.manager import make_plugin_manager
+
+    pm = make_plugin_manager(entrypoints=False, warn=False)
+    path = tmp_path / "agent.toml"
+    path.write_text('[broker]\nname = "sim"\ncash = 5000\n'
+                    'trading_url = "http://127.0.0.1:9/"\nport = 4002\n')
+    config = load_config(path, pm=pm)  # alpaca's and ib's keys wait beside sim's own
+    assert config.broker.name == "sim" and config.broker.options["port"] == 4002
+    path.write_text('[broker]\nname = "sim"\ntrading_ulr = "http://127.0.0.1:9/"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, pm=pm)  # a key no broker declares is still an error
+    assert info.value.key == "broker.trading_ulr"

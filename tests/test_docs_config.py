@@ -96,7 +96,7 @@ FEED_SECTION = titled(TEXT, "## Feed options")
 #: the sections on the options of the built-in plugins, by title
 PLUGIN_SECTIONS = {title: titled(TEXT, f"## {title}") for title in (
     "Feature transforms", "Cost models", "Policy options", "Strategy parameters",
-    "Engine options")}
+    "Engine options", "Broker options")}
 OPTION_SECTIONS = (FEED_SECTION, *PLUGIN_SECTIONS.values())
 FEED_HEADING = r"### (?:`(\w+)`|(Alignment)).*"  # ### `csv`: CSV files, ### Alignment (...)
 SHARED = "Alignment"
@@ -271,7 +271,7 @@ FEED_EXAMPLES = {name: blocks("toml", text) for name, text in FEED_TEXT.items()}
 
 def test_every_feed_example_is_checked_below():
     assert {name: len(found) for name, found in FEED_EXAMPLES.items()} == {
-        SHARED: 1, "csv": 2, "sample": 1, "sql": 1}
+        SHARED: 1, "csv": 2, "sample": 1, "sql": 1, "alpaca": 0, "ib": 0}
 
 
 @pytest.fixture
@@ -397,7 +397,8 @@ def test_sql_example_reads_what_data_ingest_wrote(beside, rlbridge_pm, rlbridge_
 # section per built-in (or per group of built-ins that share their options, named together in
 # the heading), each with the table of its Config, compared like the feed options above.
 KINDS = {"Feature transforms": "features", "Cost models": "costs",
-         "Strategy parameters": "strategies", "Engine options": "engines"}
+         "Strategy parameters": "strategies", "Engine options": "engines",
+         "Broker options": "brokers"}
 BUILTIN_PM = make_plugin_manager(builtins=True, entrypoints=False, disabled=(), warn=False)
 
 

@@ -231,3 +231,32 @@ def test_the_journal_state_after_a_replay_matches_the_broker(tmp_path, bars):
     broker = _connected_sim(config, store, bars)
     journal = Journal(store, "unused", __import__("rlbridge").live.deployment_id(config, "sim"))
     assert journal.positions() == pytest.approx(broker.positions())
+
+
+def test_the_kill_switch_remembers_its_peak_and_its_halt_across_runs(tmp_path):
+    """Daily --once runs: the drawdown is measured from the deployment's peak, a halt stays
+    until it is cleared on purpose."""
+    store = store_at(tmp_path)
+
+    def day(end, **kw):
+        config = config_from_mapping({
+            "data": {"feed": "sample", "symbols": ["SPY"], "start": "2019-06-03", "end": end,
+                     "adjust": False},
+            "costs": {"model": "zero"},
+            "strategy": {"name": "equal_weight", "rebalance": 1000},
+            "risk": {"max_drawdown": 0.2},
+            "broker": {"name": "sim", "cash": 100_000},
+        }, pm=PM)
+        [report] = live(config, pm=PM, store=store, once=True, **kw)
+        return report
+
+    first = day("2020-02-19")  # invests at the peak of early 2020
+    assert [e.symbol for e in first.orders] == ["SPY"] and first.orders[0].quantity > 0
+    assert day("2020-02-26").orders == []  # down about 8 %: holds
+    crash = day("2020-03-12")  # about 26 % below the peak: a process that started today
+    [flatten] = crash.orders  # still knows the peak, so the kill switch fires
+    assert flatten.quantity == -first.orders[0].quantity
+    halted = day("2020-03-20")  # a later run: the halt stays, nothing is decided
+    assert halted.orders == [] and len(halted.fills) == 1  # only the flattening fill arrives
+    again = day("2020-03-23", reset_halt=True)  # cleared on purpose: the strategy trades
+    assert [e.symbol for e in again.orders] == ["SPY"] and again.orders[0].quantity > 0

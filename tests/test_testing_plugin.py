@@ -96,7 +96,7 @@ def test_rlbridge_pm_is_fresh_strict_and_blind_to_environment(third_party):
             default = make_plugin_manager(warn=False)
             assert "installed_feed" in default.registries.feeds
             assert "csv" not in default.registries.feeds
-            assert rlbridge_pm.registries.feeds.names() == ["csv", "sample", "sql"]
+            assert rlbridge_pm.registries.feeds.names() == ["alpaca", "csv", "ib", "sample", "sql"]
             assert {s.origin for s in rlbridge_pm.sources.values()} == {"builtin"}
 
         def test_a_broken_plugin_fails_the_test_and_leaves_the_manager_clean(rlbridge_pm):
@@ -126,7 +126,7 @@ def test_rlbridge_pm_is_fresh_strict_and_blind_to_environment(third_party):
                 register_plugin(rlbridge_pm, Duplicate(), name="duplicate")
             assert not any(rlbridge_pm.has_plugin(n) for n in ("raises", "misspelt", "duplicate"))
             assert {s.origin for s in rlbridge_pm.sources.values()} == {"builtin"}
-            assert rlbridge_pm.registries.feeds.names() == ["csv", "sample", "sql"]
+            assert rlbridge_pm.registries.feeds.names() == ["alpaca", "csv", "ib", "sample", "sql"]
 
             register_plugin(rlbridge_pm, ZPlugin(), name="zplugin")
             with pytest.raises(PluginError, match="'zplugin' is already registered"):

@@ -111,42 +111,54 @@ class Journal:
         self._prefix = f"rlb-{deployment}-"
 
     # ------------------------------------------------------------------ reading
-    def entries(self, *, bar: Any = None, states: Iterable[str] | None = None) -> list[Entry]:
-        """The deployment's entries (of one decision ``bar``, in ``states``), oldest first."""
-        from ..runs._base import _stamp_ns
+    def entries(self, *, bar: Any = None, states: Iterable[str] | None = None,
+                ids: Iterable[str] | None = None) -> list[Entry]:
+        """The deployment's entries (of one decision ``bar``, in ``states``, with these client
+        order ``ids``), oldest first."""
+        from ..runs._base import _index_from_ns, _stamp_ns
 
         o, f = orders_table.c, fills_table.c
-        filled = (sa.select(f.order_id, sa.func.sum(f.quantity).label("q"),
-                            sa.func.sum(f.quantity * f.price).label("cost"),
-                            sa.func.sum(f.commission).label("commission"))
-                  .group_by(f.order_id).subquery())
+        prefix = self._prefix if bar is None else client_order_id(self.deployment, bar, "")
+        if self.store.engine.dialect.name == "sqlite":
+            # ids sort by bytes, by deployment then bar: a range of the unique index, not a
+            # scan of every order ever journaled
+            mine = [o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
+        else:  # a server's collation may not sort by bytes
+            mine = [o.client_order_id.startswith(prefix, autoescape=True)]
         stmt = (sa.select(o.id, o.run_id, o.client_order_id, o.symbol, o.quantity, o.kind, o.ts,
-                          o.status, o.broker_order_id, filled.c.q, filled.c.cost,
-                          filled.c.commission)
-                .outerjoin(filled, filled.c.order_id == o.id)
-                .where(o.client_order_id.like(self._prefix + "%"))
-                .order_by(o.id))
+                          o.status, o.broker_order_id)
+                .where(*mine).order_by(o.id))
         if bar is not None:
             stmt = stmt.where(o.ts == _stamp_ns(bar))
         if states is not None:
             stmt = stmt.where(o.status.in_(list(states)))
+        if ids is not None:
+            stmt = stmt.where(o.client_order_id.in_(list(ids)))
+        sums = (sa.select(f.order_id, sa.func.sum(f.quantity), sa.func.sum(f.quantity * f.price),
+                          sa.func.sum(f.commission)).group_by(f.order_id))
         with self.store.engine.connect() as conn:
             rows = conn.execute(stmt).all()
-        return [self._entry(r) for r in rows]
+            if bar is None and states is None and ids is None:  # every order: one pass
+                filled = conn.execute(sums).all()
+            else:  # the fills of these orders only; a pending one never reached a broker
+                sent = [r.id for r in rows if r.status != "pending"]
+                filled = [r for chunk in _chunks(sent)
+                          for r in conn.execute(sums.where(f.order_id.in_(chunk))).all()]
+        done = {order: (q, cost, commission) for order, q, cost, commission in filled}
+        bars = _index_from_ns([r.ts for r in rows])  # one conversion, not one per row
+        return [self._entry(r, bars[i], done.get(r.id)) for i, r in enumerate(rows)]
 
     def get(self, client_order_id: str) -> Entry | None:
         """The entry with this client order id."""
-        found = [e for e in self.entries() if e.client_order_id == client_order_id]
+        found = self.entries(ids=[client_order_id])
         return found[0] if found else None
 
     @staticmethod
-    def _entry(row: Any) -> Entry:
-        from ..runs._base import _index_from_ns
-
-        bar = _index_from_ns([row.ts])[0]
+    def _entry(row: Any, bar: pd.Timestamp, filled: tuple[Any, Any, Any] | None) -> Entry:
+        q, cost, commission = filled or (0.0, 0.0, 0.0)
         return Entry(row.id, row.run_id, row.client_order_id, row.symbol, float(row.quantity),
-                     row.kind, bar, row.status, row.broker_order_id, float(row.q or 0.0),
-                     float(row.cost or 0.0), float(row.commission or 0.0))
+                     row.kind, bar, row.status, row.broker_order_id, float(q or 0.0),
+                     float(cost or 0.0), float(commission or 0.0))
 
     # ------------------------------------------------------------------ writing
     def intend(self, orders: Sequence[Order], status: str = "pending") -> list[Entry]:
@@ -163,8 +175,7 @@ class Journal:
         if missing:
             raise StoreError(f"live orders need client order ids; missing for {missing}")
         record_orders(self.store, self.run_id, list(orders), status=status)
-        wanted = {o.client_order_id for o in orders}
-        return [e for e in self.entries() if e.client_order_id in wanted]
+        return self.entries(ids=[str(o.client_order_id) for o in orders])
 
     def mark(self, client_order_id: str, status: str, *, broker_order_id: str | None = None,
              reason: str | None = None) -> None:
@@ -185,32 +196,50 @@ class Journal:
         Returns:
             The fill recorded, or None when nothing new was filled.
         """
+        return self.apply_all([(entry, seen)], when)[0]
+
+    def apply_all(self, updates: Sequence[tuple[Entry, BrokerOrder]],
+                  when: Any) -> list[Fill | None]:
+        """:meth:`apply` for several entries, in one transaction (a cycle's looks and sends:
+        one commit instead of one per order)."""
         from ..runs._base import _stamp_ns
 
-        fill = None
-        more = seen.filled_quantity - entry.filled
-        if abs(more) > 1e-9:
-            if seen.average_price is None:
-                raise StoreError(f"broker reports {seen.filled_quantity} filled of "
-                                 f"{seen.client_order_id} without a price")
-            price = (seen.average_price if not entry.filled  # exact when it is the first fill
-                     else (seen.filled_quantity * seen.average_price - entry.cost) / more)
-            when = seen.filled_at if seen.filled_at is not None else when
-            fill = Fill(entry.symbol, more, price, seen.commission - entry.commission, when,
-                        order_id=entry.client_order_id)
-        values: dict[str, Any] = {"status": seen.status,
-                                  "broker_order_id": seen.broker_order_id}
-        if seen.reason:
-            values["reason"] = seen.reason
-        with self.store.transaction() as conn:
-            if fill is not None:
-                conn.execute(fills_table.insert().values(
-                    run_id=self.run_id, order_id=entry.row, ts=_stamp_ns(when),
-                    symbol=fill.symbol, quantity=float(fill.quantity), price=float(fill.price),
-                    commission=float(fill.commission)))
-            conn.execute(orders_table.update().where(orders_table.c.id == entry.row)
-                         .values(**values))
-        return fill
+        fills: list[Fill | None] = []
+        rows: list[tuple[Entry, Fill | None, dict[str, Any]]] = []
+        for entry, seen in updates:
+            fill = None
+            more = seen.filled_quantity - entry.filled
+            if abs(more) > 1e-9:
+                if seen.average_price is None:
+                    raise StoreError(f"broker reports {seen.filled_quantity} filled of "
+                                     f"{seen.client_order_id} without a price")
+                price = (seen.average_price if not entry.filled  # exact for a first fill
+                         else (seen.filled_quantity * seen.average_price - entry.cost) / more)
+                fill = Fill(entry.symbol, more, price, seen.commission - entry.commission,
+                            seen.filled_at if seen.filled_at is not None else when,
+                            order_id=entry.client_order_id)
+            values: dict[str, Any] = {"status": seen.status,
+                                      "broker_order_id": seen.broker_order_id}
+            if seen.reason:
+                values["reason"] = seen.reason
+            fills.append(fill)
+            rows.append((entry, fill, values))
+        if not rows:
+            return fills
+        new_fills = [{"run_id": self.run_id, "order_id": entry.row, "ts": _stamp_ns(fill.time),
+                      "symbol": fill.symbol, "quantity": float(fill.quantity),
+                      "price": float(fill.price), "commission": float(fill.commission)}
+                     for entry, fill, _ in rows if fill is not None]
+        states: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one statement per key set
+        for entry, _, values in rows:
+            states.setdefault(tuple(sorted(values)), []).append({"row": entry.row, **values})
+        with self.store.transaction() as conn:  # executemany: a cycle's 30 orders cost 2 calls
+            if new_fills:
+                conn.execute(fills_table.insert(), new_fills)
+            for params in states.values():
+                conn.execute(orders_table.update().where(
+                    orders_table.c.id == sa.bindparam("row")), params)
+        return fills
 
     def positions(self) -> dict[str, float]:
         """Shares held according to the journal's fills (every run of the deployment)."""
@@ -223,6 +252,11 @@ class Journal:
     def cash_spent(self) -> float:
         """Cash the journal's fills moved out of the account (costs included)."""
         return sum(e.cost + e.commission for e in self.entries())
+
+
+def _chunks(items: list[int], size: int = 500) -> list[list[int]]:
+    """``items`` in lists of at most ``size`` (SQLite caps the parameters of a statement)."""
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def is_final(status: str) -> bool:

@@ -142,6 +142,7 @@ class LiveRunner:
         self.journal: Journal | None = None
         self._session: Session | None = None
         self._ctx: LiveContext | None = None
+        self._sent: list[tuple[Entry, BrokerOrder]] = []  # sends not journaled yet
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, bars: Bars) -> None:
@@ -204,6 +205,7 @@ class LiveRunner:
                 self.strategy.on_fill(ctx, fill)
             assert self.strategy is not None
             self.strategy.on_bar(ctx)
+            self._save_risk()
             value, rejections = ctx.value, ctx.rejections
             orders = [self._with_id(o, decision) for o in ctx.orders]
             if self.dry_run:
@@ -215,9 +217,14 @@ class LiveRunner:
             decided = self.journal.intend(orders)
             self._record_value(bars, decision.t, ctx)
         sent = 0
-        for entry in decided:
-            if entry.status == "pending":
-                sent += self.send(entry)
+        self._sent = []
+        try:
+            for entry in decided:
+                if entry.status == "pending":
+                    sent += self.send(entry, record=False)
+        finally:  # one commit for the bar's sends; a crash before it leaves them pending,
+            # and a pending entry is looked up by its client id before anything is resent
+            fills += self._record(self._sent)
         fills += self.follow(decision.bar)
         return CycleReport(decision.bar, bool(decided), self.journal.entries(bar=decision.bar),
                            sent, fills, rejections, expired, value)
@@ -226,7 +233,8 @@ class LiveRunner:
         assert self._session is not None
         session = self._session
         bars = session.bars
-        features, names = None, ()
+        features: np.ndarray | None = None
+        names: tuple[str, ...] = ()
         config = self.config
         if config.features is not None and config.features.transforms:
             from ..features import FeaturePipeline
@@ -250,8 +258,32 @@ class LiveRunner:
         if self._ctx is None:
             assert self.strategy is not None
             self.strategy.start(ctx)
+            self._restore_risk()
         self._ctx = ctx
         return ctx
+
+    # ------------------------------------------------------------------ the kill switch
+    def _restore_risk(self) -> None:
+        """Give the kill switch the deployment's peak, session reference and halt."""
+        from ..risk import RiskGuard
+        from . import riskstate
+
+        if isinstance(self.strategy, RiskGuard):
+            state = riskstate.load(self.store, self.deployment)
+            if state is not None:
+                riskstate.restore(self.strategy, state)
+
+    def _save_risk(self) -> None:
+        from ..risk import RiskGuard
+        from . import riskstate
+
+        if isinstance(self.strategy, RiskGuard) and not self.dry_run:
+            riskstate.save(self.store, self.deployment, self.strategy)
+
+    @property
+    def halted(self) -> Any:
+        """The kill switch's halt (time, reason) when it has stopped this deployment."""
+        return getattr(self.strategy, "halted", None)
 
     def _with_id(self, order: Order, decision: Decision) -> Order:
         from dataclasses import replace
@@ -273,7 +305,7 @@ class LiveRunner:
             ``(new fills, client ids expired)``.
         """
         assert self.journal is not None
-        fills, expired = [], []
+        expired, found = [], []
         for entry in self.journal.entries(states=("pending", "new", "partially_filled")):
             seen = self._lookup(entry.client_order_id)
             if seen is None:
@@ -282,16 +314,27 @@ class LiveRunner:
                                       reason="its bar passed before it reached the broker")
                     expired.append(entry.client_order_id)
                 continue
-            fill = self.journal.apply(entry, seen, self.now())
-            if fill is not None:
-                fills.append(fill)
-                self.pm.hook.after_fill(run=self.run, fill=fill)
-        return fills, expired
+            found.append((entry, seen))
+        return self._record(found), expired
 
-    def send(self, entry: Entry) -> int:
-        """Send one pending entry; 1 when the broker has it afterwards, else 0."""
+    def _record(self, updates: list[tuple[Entry, BrokerOrder]]) -> list[Fill]:
+        """Journal the broker's views in one transaction (one commit per look at the
+        orders, not one per order); observers hear of the new fills."""
+        assert self.journal is not None
+        fills = [f for f in self.journal.apply_all(updates, self.now()) if f is not None]
+        for fill in fills:
+            self.pm.hook.after_fill(run=self.run, fill=fill)
+        return fills
+
+    def send(self, entry: Entry, *, record: bool = True) -> int:
+        """Send one pending entry; 1 when the broker has it afterwards, else 0.
+
+        With ``record=False`` the broker's answer waits in ``self._sent`` for the cycle to
+        journal all of the bar's answers at once (fills included, reported and observed).
+        """
         assert self.journal is not None
         order = entry.order()
+        seen: BrokerOrder | None
         for attempt in range(self.retries):
             try:
                 seen = self.broker.submit(order)
@@ -308,7 +351,10 @@ class LiveRunner:
             except BrokerError as exc:
                 self.journal.mark(entry.client_order_id, "rejected", reason=str(exc))
                 return 0
-            self.journal.apply(entry, seen, self.now())
+            if record:
+                self._record([(entry, seen)])
+            else:
+                self._sent.append((entry, seen))
             return 1
         return 0  # still pending: the next cycle of the same bar (or reconcile) resolves it
 
@@ -320,16 +366,17 @@ class LiveRunner:
         while True:
             waiting = [e for e in self.journal.entries(bar=bar) if e.status in
                        ("new", "partially_filled")]
-            for entry in waiting:
-                seen = self._lookup(entry.client_order_id)
-                if seen is not None:
-                    fill = self.journal.apply(entry, seen, self.now())
-                    if fill is not None:
-                        fills.append(fill)
-                        self.pm.hook.after_fill(run=self.run, fill=fill)
-            if not waiting or _time.monotonic() >= deadline:
+            looked = [(entry, self._lookup(entry.client_order_id)) for entry in waiting]
+            fills += self._record([(entry, seen) for entry, seen in looked if seen is not None])
+            left = deadline - _time.monotonic()
+            if not waiting or left <= 0:
                 return fills
-            self._sleep(self.poll_seconds)
+            # a broker with an order-update stream wakes the loop as soon as something happens
+            wait = getattr(self.broker, "wait_for_update", None)
+            if wait is not None:
+                wait(min(self.poll_seconds, left))
+            else:
+                self._sleep(self.poll_seconds)
 
     def _lookup(self, client_id: str) -> BrokerOrder | None:
         for attempt in range(self.retries):

@@ -40,6 +40,7 @@ def live(
     max_cycles: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_cycle: Callable[[CycleReport], None] | None = None,
+    reset_halt: bool = False,
 ) -> list[CycleReport]:
     """Trade ``config``'s strategy on ``broker`` (default ``[broker] name``).
 
@@ -58,6 +59,8 @@ def live(
             interrupted).
         sleep: how the loop waits (tests pass a fake).
         on_cycle: called with each cycle's report.
+        reset_halt: clear a halt of the kill switch (``[risk] max_daily_loss`` or
+            ``max_drawdown``) kept from an earlier run, so the strategy trades again.
 
     Returns:
         The report of every cycle run.
@@ -79,13 +82,19 @@ def live(
 
         store = open_store(config=config)
     name = broker or (config.broker.name if config.broker is not None else "sim")
-    options = config.broker.options if config.broker is not None else {}
+    options = _broker_options(config, name, pm)
     instance = pm.registries["brokers"].create(name, options, where="broker", path=config.path)
-    clock = now or (lambda: pd.Timestamp.now(tz="UTC"))
+    # a broker with a market clock (Alpaca's) decides the time: local clock drift cannot
+    # push a market-on-open order past the open
+    clock = now or getattr(instance, "market_time", None) or (lambda: pd.Timestamp.now(tz="UTC"))
     bars = load_bars(config, pm, store_url=store.full_url)
     runner = LiveRunner(config, instance, name, store, pm, dry_run=dry_run,
                         live_money=live_money, now=clock, follow_seconds=follow_seconds,
                         sleep=sleep, origin=_origin(config, bars))
+    if reset_halt:
+        from .riskstate import clear_halt
+
+        clear_halt(store, runner.deployment)
     calendar = (config.data.options.get("calendar") or "XNYS") if config.data else "XNYS"
     reports: list[CycleReport] = []
 
@@ -95,8 +104,8 @@ def live(
         if on_cycle is not None:
             on_cycle(report)
 
-    runner.open(bars)
     try:
+        runner.open(bars)  # inside: a broker that fails to connect still closes the run
         if getattr(instance, "replays", False):
             for t in _replay_range(config, bars, once):
                 run(bar_decision(bars, t))
@@ -118,11 +127,36 @@ def live(
                 sleep(60.0)
                 bars = load_bars(config, pm, store_url=store.full_url)
                 runner.update_bars(bars)
+    except KeyboardInterrupt:  # Ctrl-C stops a live loop: a normal end, not a failure
+        runner.close()
+        return reports
     except BaseException as exc:
         runner.close(exc)
         raise
     runner.close()
     return reports
+
+
+def _broker_options(config: Config, name: str, pm: RLBridgePluginManager) -> dict[str, Any]:
+    """The ``[broker]`` options for broker ``name``.
+
+    ``[broker]`` may hold the options of several brokers (each broker's endpoints beside
+    ``name``), and ``--broker`` may name another broker than the file: ``name`` gets the
+    options its own ``Config`` declares (checked as usual) and its defaults for the rest, so
+    one file runs on ``sim``, ``alpaca`` and ``ib`` alike.
+    """
+    import dataclasses
+
+    if config.broker is None:
+        return {}
+    options = dict(config.broker.options)
+    registry = pm.registries["brokers"]
+    chosen = registry.info(name, where="broker")
+    declared = chosen.options
+    if declared is None:
+        return options
+    keys = {f.name for f in dataclasses.fields(declared) if f.init}
+    return {k: v for k, v in options.items() if k in keys}
 
 
 def _replay_range(config: Config, bars: Any, once: bool) -> range:

@@ -21,13 +21,15 @@ from rlbridge.hookspecs import hookimpl
 @click.option("--dry-run", is_flag=True, help="Compute and record the orders; send nothing.")
 @click.option("--live-money", is_flag=True,
               help="Confirm trading real money (the broker must also be set to paper = false).")
+@click.option("--reset-halt", is_flag=True,
+              help="Clear a halt of the [risk] kill switch kept from an earlier run.")
 @click.option("--follow", "follow_seconds", type=click.FloatRange(min=0), default=0.0,
               show_default=True, help="Seconds each cycle waits for its orders' fills.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @pass_app
 @cli_errors
 def live_cmd(app: App, config_path: str, broker: str | None, once: bool, dry_run: bool,
-             live_money: bool, follow_seconds: float, as_json: bool) -> None:
+             live_money: bool, reset_halt: bool, follow_seconds: float, as_json: bool) -> None:
     """Trade CONFIG's strategy on [broker] (paper by default), one cycle per bar.
 
     Every order is journaled in the store before it is sent, with a client order id made from
@@ -51,7 +53,8 @@ def live_cmd(app: App, config_path: str, broker: str | None, once: bool, dry_run
                        + (" (dry run: nothing sent)" if dry_run else ""))
 
     live(config, broker, app.pm, store=store, once=once, dry_run=dry_run,
-         live_money=live_money, follow_seconds=follow_seconds, on_cycle=report)
+         live_money=live_money, follow_seconds=follow_seconds, on_cycle=report,
+         reset_halt=reset_halt)
     if as_json:
         echo_json({"cycles": shown})
     else:

@@ -91,9 +91,15 @@ class StreamHub:
             raise EmulatorError(f"the stream server did not start: {failure[:1]}")
 
     async def _open(self) -> Any:
+        import logging
+
         from websockets.asyncio.server import serve
 
-        return await serve(self._handle, self.host, 0, ping_interval=None)
+        # websockets logs every frame at DEBUG, the authentication frame (with the secret)
+        # included: the emulator's server logs nothing below INFO
+        quiet = logging.getLogger("rlbridge.emulators.alpaca.websockets")
+        quiet.setLevel(logging.INFO)
+        return await serve(self._handle, self.host, 0, ping_interval=None, logger=quiet)
 
     def stop(self) -> None:
         """Close every connection and the server; join the thread."""
