@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import DataError
 
@@ -586,6 +586,21 @@ class Broker(Protocol):
     def cancel(self, client_order_id: str) -> None:
         """Ask the broker to cancel an open order."""
         ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The ``[backtest]`` options every engine takes; an engine's ``Config`` extends it.
+
+    Attributes:
+        fractional: let ``order_target_weights`` trade fractional shares (default: whole
+            shares, truncated toward zero).
+        fill_at: fill market orders at the ``open`` (default) or the ``close`` of the bar after
+            the decision.
+    """
+
+    fractional: bool = False
+    fill_at: Literal["open", "close"] = "open"
 
 
 @runtime_checkable

@@ -37,6 +37,7 @@ from rlbridge.plugins.engines.backtrader_engine import BacktraderEngine
 from rlbridge.plugins.engines.backtrader_engine.costs import Settings, backtrader_settings
 from rlbridge.plugins.engines.native import NativeEngine
 from rlbridge.training import train
+from tests.strategies import TwoDownDays
 
 torch.set_num_threads(1)
 
@@ -102,28 +103,6 @@ def assert_parity(native, bt, *, commission_rel=0.0, quantity_atol=0.0):
 
 def strategy(name, **params):
     return lambda: REG["strategies"].create(name, params)
-
-
-class TwoDownDays(rlbridge.Strategy):
-    """Buy one share after two lower closes; sell five bars after the fill (DESIGN section 5)."""
-
-    def start(self, ctx):
-        self.filled_at = None
-
-    def on_bar(self, ctx):
-        if ctx.open_orders:
-            return
-        close = ctx.history("close", 3)[:, 0]
-        if len(close) < 3:
-            return
-        if ctx.position(ctx.symbols[0]) == 0:
-            if close[2] < close[1] < close[0]:
-                ctx.order(ctx.symbols[0], 1)
-        elif ctx.bar_index >= self.filled_at + 5:
-            ctx.order(ctx.symbols[0], -1)
-
-    def on_fill(self, ctx, fill):
-        self.filled_at = ctx.bar_index
 
 
 # ---------------------------------------------------------------------- parity, whole shares

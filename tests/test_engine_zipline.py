@@ -30,6 +30,7 @@ from rlbridge.interfaces import Bars
 from rlbridge.manager import make_plugin_manager
 from rlbridge.plugins.engines.zipline_engine import ZiplineEngine
 from rlbridge.training import train
+from tests.strategies import TwoDownDays
 
 torch.set_num_threads(1)
 
@@ -80,28 +81,6 @@ def assert_same_run(native, zipline):
     np.testing.assert_array_equal(zipline.positions, native.positions)
     assert [(o.symbol, o.quantity, o.created) for o in zipline.orders] == [
         (o.symbol, o.quantity, o.created) for o in native.orders]
-
-
-class TwoDownDays(rlbridge.Strategy):
-    """Buy one share after two lower closes; sell five bars after the fill (DESIGN.md §5)."""
-
-    def start(self, ctx):
-        self.filled_at = None
-
-    def on_bar(self, ctx):
-        if ctx.open_orders:
-            return
-        close = ctx.history("close", 3)[:, 0]
-        if len(close) < 3:
-            return
-        if ctx.position(ctx.symbols[0]) == 0:
-            if close[2] < close[1] < close[0]:
-                ctx.order(ctx.symbols[0], 1)
-        elif ctx.bar_index >= self.filled_at + 5:
-            ctx.order(ctx.symbols[0], -1)
-
-    def on_fill(self, ctx, fill):
-        self.filled_at = ctx.bar_index
 
 
 PER_SHARE = ("per_share", {"per_share": 0.005, "minimum": 1.0, "maximum_percent": 0.01})

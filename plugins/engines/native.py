@@ -7,9 +7,10 @@ orders filled at the next open through the cost model, the ledger of :mod:`rlbri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rlbridge.hookspecs import hookimpl
+from rlbridge.interfaces import EngineOptions
 
 if TYPE_CHECKING:
     from rlbridge.context import EngineOutput, RunSpec
@@ -22,18 +23,8 @@ class NativeEngine:
     name = "native"
 
     @dataclass(frozen=True)
-    class Config:
-        """``[backtest]`` options every engine takes.
-
-        Attributes:
-            fractional: let ``order_target_weights`` trade fractional shares (default: whole
-                shares, truncated toward zero).
-            fill_at: fill market orders at the ``open`` (default) or the ``close`` of the bar
-                after the decision.
-        """
-
-        fractional: bool = False
-        fill_at: Literal["open", "close"] = "open"
+    class Config(EngineOptions):
+        """``[backtest]`` options of the ``native`` engine: those every engine takes."""
 
     def __init__(self, config: NativeEngine.Config | None = None) -> None:
         self.config = config if config is not None else NativeEngine.Config()

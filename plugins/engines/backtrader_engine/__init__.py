@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from rlbridge.hookspecs import hookimpl
+from rlbridge.interfaces import EngineOptions
 
 if TYPE_CHECKING:
     from rlbridge.context import EngineOutput, RunSpec
@@ -28,7 +29,7 @@ class BacktraderEngine:
     name = "backtrader"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(EngineOptions):
         """``[backtest]`` options of the ``backtrader`` engine.
 
         Attributes:
@@ -43,8 +44,6 @@ class BacktraderEngine:
                 ``model``: the broker evaluates the run's cost model for every fill.
         """
 
-        fractional: bool = False
-        fill_at: Literal["open", "close"] = "open"
         cost_mapping: Literal["settings", "model"] = "settings"
 
     def __init__(self, config: BacktraderEngine.Config | None = None) -> None:

@@ -20,10 +20,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rlbridge.errors import ConfigError
 from rlbridge.hookspecs import hookimpl
+from rlbridge.interfaces import EngineOptions
 
 if TYPE_CHECKING:
     from rlbridge.context import EngineOutput, RunSpec
@@ -53,7 +54,7 @@ class ZiplineEngine:
     name = "zipline"
 
     @dataclass(frozen=True)
-    class Config:
+    class Config(EngineOptions):
         """``[backtest]`` options of the ``zipline`` engine.
 
         Attributes:
@@ -67,8 +68,6 @@ class ZiplineEngine:
                 ``~/.cache/rlbridge/zipline``).
         """
 
-        fractional: bool = False
-        fill_at: Literal["open", "close"] = "open"
         calendar: str = "XNYS"
         benchmark: str | None = None
         root: Path | None = None
