@@ -98,7 +98,9 @@ def portfolio_weights(positions: np.ndarray, cash: float, prices: np.ndarray,
     if value == 0.0:
         out[:] = 0.0
         return out
-    out[:-1] = positions * prices / value
+    assets = out[:-1]
+    np.multiply(positions, prices, out=assets)  # (positions * prices) / value, in place
+    np.divide(assets, value, out=assets)
     out[-1] = cash / value
     return out
 
