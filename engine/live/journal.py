@@ -148,6 +148,16 @@ class Journal:
         bars = _index_from_ns([r.ts for r in rows])  # one conversion, not one per row
         return [self._entry(r, bars[i], done.get(r.id)) for i, r in enumerate(rows)]
 
+    def decided(self, bar: Any) -> bool:
+        """Whether the journal holds any order decided on ``bar`` (one indexed lookup)."""
+        o = orders_table.c
+        prefix = client_order_id(self.deployment, bar, "")
+        where = ([o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
+                 if self.store.engine.dialect.name == "sqlite"
+                 else [o.client_order_id.startswith(prefix, autoescape=True)])
+        with self.store.engine.connect() as conn:
+            return conn.execute(sa.select(o.id).where(*where).limit(1)).first() is not None
+
     def get(self, client_order_id: str) -> Entry | None:
         """The entry with this client order id."""
         found = self.entries(ids=[client_order_id])
@@ -167,15 +177,40 @@ class Journal:
         Raises:
             StoreError: one of the client ids is journaled already; nothing is written.
         """
-        from ..runs import record_orders
+        from ..runs._base import _finite, _stamp_ns
 
         if not orders:
             return []
         missing = [o.symbol for o in orders if not o.client_order_id]
         if missing:
             raise StoreError(f"live orders need client order ids; missing for {missing}")
-        record_orders(self.store, self.run_id, list(orders), status=status)
-        return self.entries(ids=[str(o.client_order_id) for o in orders])
+        ids = [str(o.client_order_id) for o in orders]
+        if len(set(ids)) != len(ids):
+            raise StoreError(f"a client order id appears twice in one decision: {ids}")
+        rows = []
+        for order in orders:
+            _finite(order.quantity, f"order {order.client_order_id}: quantity")
+            rows.append({"run_id": self.run_id, "client_order_id": order.client_order_id,
+                         "ts": _stamp_ns(order.created), "symbol": order.symbol,
+                         "quantity": float(order.quantity), "kind": order.kind,
+                         "limit_price": order.limit_price, "status": status})
+        # the hot path of a live decision: one insert, the store's unique client order id
+        # refusing a second intent for the same deployment, bar and symbol
+        o = orders_table.c
+        try:
+            with self.store.transaction() as conn:
+                made = conn.execute(orders_table.insert().returning(
+                    o.id, o.client_order_id, sort_by_parameter_order=True), rows).all()
+        except sa.exc.IntegrityError:
+            taken = [e.client_order_id for e in self.entries(ids=ids)]
+            raise StoreError(f"client order id {taken[0] if taken else ids[0]!r} is already "
+                             "journaled; nothing was written") from None
+        from ..runs._base import _index_from_ns
+
+        bars = _index_from_ns([row["ts"] for row in rows])  # as entries() reads them back
+        return [Entry(int(made[i][0]), self.run_id, str(order.client_order_id), order.symbol,
+                      float(order.quantity), order.kind, bars[i], status, None)
+                for i, order in enumerate(orders)]
 
     def mark(self, client_order_id: str, status: str, *, broker_order_id: str | None = None,
              reason: str | None = None) -> None:

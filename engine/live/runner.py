@@ -195,7 +195,8 @@ class LiveRunner:
         assert self._session is not None and self.journal is not None
         bars = self._session.bars
         fills, expired = self.reconcile(decision.bar)
-        decided = self.journal.entries(bar=decision.bar)
+        decided = (self.journal.entries(bar=decision.bar)
+                   if self.journal.decided(decision.bar) else [])
         rejections: list[Any] = []
         value = None
         if not decided:
@@ -215,7 +216,6 @@ class LiveRunner:
                               status=DRY_RUN)
                 return CycleReport(decision.bar, True, [], 0, fills, rejections, expired, value)
             decided = self.journal.intend(orders)
-            self._record_value(bars, decision.t, ctx)
         sent = 0
         self._sent = []
         try:
@@ -225,6 +225,8 @@ class LiveRunner:
         finally:  # one commit for the bar's sends; a crash before it leaves them pending,
             # and a pending entry is looked up by its client id before anything is resent
             fills += self._record(self._sent)
+        if value is not None:  # a record only: written once the orders are out
+            self._record_value(bars, decision.t, ctx)
         fills += self.follow(decision.bar)
         return CycleReport(decision.bar, bool(decided), self.journal.entries(bar=decision.bar),
                            sent, fills, rejections, expired, value)

@@ -41,6 +41,7 @@ def live(
     sleep: Callable[[float], None] = time.sleep,
     on_cycle: Callable[[CycleReport], None] | None = None,
     reset_halt: bool = False,
+    freeze_gc: bool = False,
 ) -> list[CycleReport]:
     """Trade ``config``'s strategy on ``broker`` (default ``[broker] name``).
 
@@ -61,6 +62,9 @@ def live(
         on_cycle: called with each cycle's report.
         reset_halt: clear a halt of the kill switch (``[risk] max_daily_loss`` or
             ``max_drawdown``) kept from an earlier run, so the strategy trades again.
+        freeze_gc: once set up (the policy and the libraries loaded), move everything to the
+            garbage collector's permanent generation, so that its full passes do not walk it
+            during a decision (what ``rlbridge live`` does: a process of its own).
 
     Returns:
         The report of every cycle run.
@@ -106,6 +110,11 @@ def live(
 
     try:
         runner.open(bars)  # inside: a broker that fails to connect still closes the run
+        if freeze_gc:
+            import gc
+
+            gc.collect()
+            gc.freeze()
         if getattr(instance, "replays", False):
             for t in _replay_range(config, bars, once):
                 run(bar_decision(bars, t))

@@ -54,7 +54,7 @@ def live_cmd(app: App, config_path: str, broker: str | None, once: bool, dry_run
 
     live(config, broker, app.pm, store=store, once=once, dry_run=dry_run,
          live_money=live_money, follow_seconds=follow_seconds, on_cycle=report,
-         reset_halt=reset_halt)
+         reset_halt=reset_halt, freeze_gc=True)
     if as_json:
         echo_json({"cycles": shown})
     else:
