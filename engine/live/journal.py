@@ -207,7 +207,7 @@ class Journal:
                              "journaled; nothing was written") from None
         from ..runs._base import _index_from_ns
 
-        bars = _index_from_ns([row["ts"] for row in rows])  # as entries() reads them back
+        bars = _index_from_ns([_stamp_ns(o.created) for o in orders])  # as entries() reads them
         return [Entry(int(made[i][0]), self.run_id, str(order.client_order_id), order.symbol,
                       float(order.quantity), order.kind, bars[i], status, None)
                 for i, order in enumerate(orders)]
