@@ -2,7 +2,9 @@
 
 On a broker with a market clock (``alpaca``, ``ib``): ``once`` runs one cycle on the latest
 complete bar (daily bars: before the session's open, with market-on-open orders), else cycles
-run on each new bar until interrupted.  On the ``sim`` broker the bars are the clock: ``once``
+run on each new bar until interrupted: a broker that offers ``wait_for_bar(timeout) -> bool``
+(a live bar stream) wakes the loop as a bar closes, having written it where ``[data]`` reads it;
+otherwise the loop looks for new bars every minute.  On the ``sim`` broker the bars are the clock: ``once``
 decides on the last recorded bar (its orders fill when a later bar is recorded), else the whole
 ``[backtest] start .. end`` period (or the whole data) is replayed cycle by cycle, which gives the
 fills of a ``native`` backtest through the live machinery.
@@ -123,17 +125,21 @@ def live(
         elif once:
             run(decide_at(bars, clock(), calendar))
         else:
+            # a broker with a live bar stream wakes the loop when a bar closes (and has put it
+            # where the feed reads); otherwise the loop looks again every minute
+            wait = getattr(instance, "wait_for_bar", None)
             while max_cycles is None or len(reports) < max_cycles:
                 try:
                     decision = decide_at(bars, clock(), calendar)
                 except MarketClosed:
-                    sleep(60.0)
-                    bars = load_bars(config, pm, store_url=store.full_url)
-                    runner.update_bars(bars)
-                    continue
-                if not reports or decision.bar != reports[-1].bar:
+                    decision = None
+                if decision is not None and (not reports or decision.bar != reports[-1].bar):
                     run(decision)
-                sleep(60.0)
+                    continue
+                if wait is not None:
+                    wait(60.0)
+                else:
+                    sleep(60.0)
                 bars = load_bars(config, pm, store_url=store.full_url)
                 runner.update_bars(bars)
     except KeyboardInterrupt:  # Ctrl-C stops a live loop: a normal end, not a failure
