@@ -6,10 +6,11 @@ name = "alpaca"
 paper = true                    # false trades real money, with rlbridge live --live-money
 ```
 
-The keys come from ``APCA_API_KEY_ID`` and ``APCA_API_SECRET_KEY`` only.  Laid out like a
-NautilusTrader adapter: :mod:`.config` (options, keys), :mod:`.connection` (clients, errors),
-:mod:`.execution` (account, positions, orders), :mod:`.stream` (trade updates).  Importing this
-package does not import alpaca-py; the broker does when it is built.
+The keys come from ``APCA_API_KEY_ID`` and ``APCA_API_SECRET_KEY`` only.  The package:
+:mod:`.config` (options, keys), :mod:`.connection` (clients, errors), :mod:`.execution`
+(account, positions, orders), :mod:`.stream` (trade updates), :mod:`.bars` (live minute bars,
+the live loop's clock).  Importing this package does not import alpaca-py; the broker does
+when it is built.
 """
 
 from __future__ import annotations

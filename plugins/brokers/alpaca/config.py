@@ -26,6 +26,7 @@ DATA_URL = "https://data.alpaca.markets"
 PAPER_TRADE_STREAM_URL = "wss://paper-api.alpaca.markets/stream"
 LIVE_TRADE_STREAM_URL = "wss://api.alpaca.markets/stream"
 DATA_STREAM_BASE = "wss://stream.data.alpaca.markets/v2"
+CRYPTO_DATA_STREAM_URL = "wss://stream.data.alpaca.markets/v1beta3/crypto/us"
 
 _LIVE_HOST = "api.alpaca.markets"
 _PAPER_HOST = "paper-api.alpaca.markets"
@@ -43,7 +44,10 @@ class AlpacaConfig:
         trade_stream_url: websocket URL of the trade-updates stream; unset: Alpaca's, for
             ``paper``.
         data_stream_url: websocket URL of the stock market-data stream; unset: Alpaca's, for
-            ``feed``.
+            ``feed``.  ``rlbridge live`` on 1-minute bars stores the streamed bars where
+            ``[data]`` reads them and decides as each bar closes.
+        crypto_data_stream_url: websocket URL of the crypto market-data stream (symbols with
+            a slash, ``BTC/USD``); unset: Alpaca's.
         feed: the stock data feed: ``iex`` (free) or ``sip`` (every US exchange; a paid plan).
         timeout: seconds to wait for an answer of the REST API before the outcome counts as
             unknown (the order is then looked up by its client order id).
@@ -60,6 +64,7 @@ class AlpacaConfig:
     data_url: str | None = None
     trade_stream_url: str | None = None
     data_stream_url: str | None = None
+    crypto_data_stream_url: str | None = None
     feed: Literal["iex", "sip"] = "iex"
     timeout: float = 10.0
     retries: int = 3
@@ -69,7 +74,8 @@ class AlpacaConfig:
     def __post_init__(self) -> None:
         for key, schemes in (("trading_url", ("http", "https")), ("data_url", ("http", "https")),
                              ("trade_stream_url", ("ws", "wss")),
-                             ("data_stream_url", ("ws", "wss"))):
+                             ("data_stream_url", ("ws", "wss")),
+                             ("crypto_data_stream_url", ("ws", "wss"))):
             value = getattr(self, key)
             if value is not None:
                 parts = urlsplit(value)
@@ -112,6 +118,11 @@ class AlpacaConfig:
     def data_stream(self) -> str:
         """The stock market-data websocket URL in use."""
         return self.data_stream_url or f"{DATA_STREAM_BASE}/{self.feed}"
+
+    @property
+    def crypto_data_stream(self) -> str:
+        """The crypto market-data websocket URL in use."""
+        return self.crypto_data_stream_url or CRYPTO_DATA_STREAM_URL
 
 
 @dataclass(frozen=True, repr=False)

@@ -13,6 +13,7 @@ states map onto rlbridge's six (:func:`order_state`).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
 
     from rlbridge.interfaces import Order
 
+    from .bars import BarTarget, LiveBars
     from .stream import TradeUpdates
+
+_LOG = logging.getLogger("rlbridge.plugins.brokers.alpaca")
 
 #: Alpaca's open states, by what rlbridge calls them (``partially_filled`` when some filled)
 _OPEN = frozenset({"new", "accepted", "pending_new", "accepted_for_bidding", "held",
@@ -57,6 +61,10 @@ class AlpacaBroker:
         self._client: Any = None
         self._symbols: dict[str, str] = {}
         self._updates: TradeUpdates | None = None
+        self._session: Any = None
+        self._live_bars: LiveBars | None = None
+        self._bar_target: BarTarget | None = None
+        self._no_bar_stream = False
         self._clock: tuple[float, pd.Timestamp] | None = None
 
     def __repr__(self) -> str:
@@ -72,6 +80,7 @@ class AlpacaBroker:
 
     def connect(self, session: Any) -> None:
         """Check the account can trade; learn the run's symbols (crypto positions map back)."""
+        self._session = session
         if session is not None:
             self._symbols = {s.replace("/", ""): s for s in session.bars.symbols}
         account = self._read("reading the account", self.client.get_account)
@@ -80,10 +89,16 @@ class AlpacaBroker:
                               "trading")
 
     def close(self) -> None:
-        """Stop the trade-updates stream and release the HTTP connections."""
+        """Stop the streams and release the HTTP connections."""
         if self._updates is not None:
             self._updates.stop()
             self._updates = None
+        if self._live_bars is not None:
+            self._live_bars.stop()
+            self._live_bars = None
+        if self._bar_target is not None:
+            self._bar_target.close()
+            self._bar_target = None
         if self._client is not None:
             self._client._session.close()
             self._client = None
@@ -216,6 +231,41 @@ class AlpacaBroker:
 
             self._updates = TradeUpdates(self.config.trade_stream, self._keys).start()
         return self._updates.wait(timeout)
+
+    # ------------------------------------------------------------------ bars
+    def wait_for_bar(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the next bar to close (the live loop's clock).
+
+        The first call subscribes to the 1-minute bars of the run's symbols on the market-data
+        streams (``data_stream_url``; ``crypto_data_stream_url`` for pairs such as
+        ``BTC/USD``).  A minute is handed on once every symbol's bar has arrived (or a later
+        minute began, or a few seconds passed); a ``[data] feed = "sql"`` reading
+        ``interval = "1m"`` finds it in the store before this returns.  A daily run, or a
+        ``sql`` feed at another interval, gets no stream: this sleeps ``timeout``.
+
+        Returns:
+            True when a new bar was stored (or, for another feed, arrived); False on timeout.
+        """
+        if self._live_bars is None and not self._no_bar_stream:
+            from .bars import LiveBars, bar_target
+
+            target = bar_target(self._session, _LOG)
+            if target is None:
+                self._no_bar_stream = True
+            else:
+                self._bar_target = target
+                self._live_bars = LiveBars(
+                    self._session.bars.symbols, self.config.data_stream,
+                    self.config.crypto_data_stream, self._keys).start()
+        if self._live_bars is None:
+            time.sleep(max(0.0, timeout))
+            return False
+        minutes = self._live_bars.wait(timeout)
+        if not minutes:
+            return False
+        assert self._bar_target is not None
+        self._bar_target.write(minutes)
+        return True
 
     # ------------------------------------------------------------------ helpers
     def _read(self, what: str, func: Any) -> Any:

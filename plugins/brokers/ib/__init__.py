@@ -9,10 +9,11 @@ client_id = 1
 paper = true           # false trades real money, with rlbridge live --live-money
 ```
 
-Laid out like a NautilusTrader adapter: :mod:`.config` (options, ports), :mod:`.connection`
-(one ib_insync client on its own event-loop thread, shared with the ``ib`` feed),
-:mod:`.contracts` (SMART stocks and ETFs, IDEALPRO forex), :mod:`.orders` (order kinds and
-order states), :mod:`.execution` (the broker).  Importing this package does not import
+The package: :mod:`.config` (options, ports), :mod:`.connection` (one ib_insync client on its
+own event-loop thread, shared with the ``ib`` feed), :mod:`.contracts` (SMART stocks and ETFs,
+IDEALPRO forex), :mod:`.orders` (order kinds and order states), :mod:`.bars` (live bars:
+5-second real-time bars built into the run's interval and written to its store, which wake
+``rlbridge live``), :mod:`.execution` (the broker).  Importing this package does not import
 ib_insync; the broker does when it first connects.
 """
 

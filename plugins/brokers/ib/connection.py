@@ -169,6 +169,15 @@ class Connection:
         """
         return self._submit(self._guarded(what, body, barrier), what=what)
 
+    def call(self, what: str, body: Callable[[], Awaitable[T]]) -> T:
+        """Run ``body()`` on the loop as things are: no connecting, barrier or outage check
+        (cleaning up, such as canceling subscriptions on a connection that may be gone).
+
+        Raises:
+            TransientBrokerError: no answer within the timeout.
+        """
+        return self._submit(body(), what=what, wait=self.timeout)
+
     async def _guarded(self, what: str, body: Callable[[], Awaitable[T]], barrier: bool) -> T:
         from ib_insync import RequestError
 

@@ -14,12 +14,14 @@ become its state: 201 ``rejected`` with IB's reason, 202 ``canceled``.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from rlbridge.errors import BrokerError, DuplicateOrderError
 from rlbridge.interfaces import Account, BrokerOrder
 
 from . import contracts
+from .bars import LiveBars, run_interval
 from .config import IBConfig, is_paper_account
 from .connection import Connection, acquire, release
 from .orders import broker_order, ib_order, latest
@@ -47,6 +49,9 @@ class IBBroker:
         self._connection: Connection | None = None
         self._symbols = contracts.SymbolMap()
         self._account = self.config.account or ""
+        self._session: Any = None
+        self._live_bars: LiveBars | None = None
+        self._idle = threading.Event()  # daily bars: nothing streams, the wait just waits
 
     def __repr__(self) -> str:
         return (f"IBBroker(paper={self.paper}, address={self.config.address!r}, "
@@ -72,6 +77,7 @@ class IBBroker:
         """
         if session is not None:
             self._symbols = contracts.SymbolMap(session.bars.symbols)
+            self._session = session
 
         async def accounts() -> list[str]:
             return list(self.connection.ib.managedAccounts())
@@ -99,7 +105,11 @@ class IBBroker:
         return account
 
     def close(self) -> None:
-        """Give the connection back (the last user disconnects)."""
+        """Cancel the live bars; give the connection back (the last user disconnects)."""
+        self._idle.set()
+        if self._live_bars is not None:
+            self._live_bars.close()
+            self._live_bars = None
         if self._connection is not None:
             release(self._connection)
             self._connection = None
@@ -218,6 +228,36 @@ class IBBroker:
             True when one arrived.
         """
         return self.connection.wait_for_update(timeout)
+
+    # ------------------------------------------------------------------ live bars
+    def wait_for_bar(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the next bar of the run to close and be stored.
+
+        The first call subscribes to TWS's real-time bars of the run's symbols; they are built
+        into bars of the run's interval and written to the run's store at the interval its
+        ``[data]`` feed reads (see :mod:`.bars`).  A dropped connection is reconnected and
+        subscribed again by the next call.  On daily bars nothing streams: the call waits.
+
+        Returns:
+            True once a new complete bar is in the store; False on timeout.
+
+        Raises:
+            ConfigError: the run's interval is not a multiple of 5 seconds.
+            BrokerError: TWS refused the subscription.
+        """
+        if self._live_bars is None:
+            session = self._session
+            interval = (run_interval(session.config, session.bars)
+                        if session is not None else None)
+            if interval is None:
+                self._idle.wait(max(0.0, timeout))
+                return False
+            options = dict(getattr(session.config.data, "options", None) or {})
+            self._live_bars = LiveBars(
+                self.connection, session.bars.symbols, interval[0], interval[1],
+                session.journal.store, what_to_show=options.get("what_to_show"),
+                use_rth=bool(options.get("use_rth", True)))
+        return self._live_bars.wait(timeout)
 
     # ------------------------------------------------------------------ on the loop thread
     def _trades(self, cid: str) -> list[Any]:
