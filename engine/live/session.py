@@ -5,9 +5,9 @@ complete bar (daily bars: before the session's open, with market-on-open orders)
 run on each new bar until interrupted: a broker that offers ``wait_for_bar(timeout) -> bool``
 (a live bar stream) wakes the loop as a bar closes, having written it where ``[data]`` reads it;
 otherwise the loop looks for new bars every minute.  On the ``sim`` broker the bars are the
-clock: ``once`` decides on the last recorded bar (its orders fill when a later bar is recorded), else the whole
-``[backtest] start .. end`` period (or the whole data) is replayed cycle by cycle, which gives the
-fills of a ``native`` backtest through the live machinery.
+clock: ``once`` decides on the last recorded bar (its orders fill when a later bar is
+recorded), else the whole ``[backtest] start .. end`` period (or the whole data) is replayed
+cycle by cycle, which gives the fills of a ``native`` backtest through the live machinery.
 """
 
 from __future__ import annotations
