@@ -40,10 +40,9 @@ random faults that replay exactly::
 from __future__ import annotations
 
 import fnmatch
-import random
-import threading
 from dataclasses import dataclass, field
 
+from ..faults import FaultQueue
 from .wire import EmulatorError
 
 STREAMS = ("trade_updates", "market_data")
@@ -82,15 +81,11 @@ class Fault:
                 and fnmatch.fnmatchcase(path, want_path or "*"))
 
 
-class FaultPlan:
-    """The faults waiting to fire, in the order they were added (thread-safe)."""
+class FaultPlan(FaultQueue[Fault]):
+    """The faults waiting to fire, in the order they were added (thread-safe).
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self._random = random.Random(0)
-        self.history: list[tuple[str, str, Fault]] = []
-        """``(method, path, fault)`` for every fault fired, oldest first."""
+    ``history`` holds ``(method, path, fault)`` for every fault fired, oldest first.
+    """
 
     def add(self, route: str, *, status: int | None = None, code: int | None = None,
             message: str | None = None, after_accept: bool = False, hold: float = 0.0,
@@ -139,35 +134,13 @@ class FaultPlan:
                 if fault.exhausted or fault.route.startswith("STREAM ") != stream \
                         or not fault.matches(method, path):
                     continue
-                fault.seen += 1
-                if fault.seen <= fault.skip:
-                    continue
-                if fault.probability < 1 and self._random.random() >= fault.probability:
-                    continue
-                fault.fired += 1
-                self.history.append((method, path, fault))
-                return fault
+                if self._fires(fault, method, path):
+                    return fault
         return None
 
     def take_stream(self, stream: str) -> Fault | None:
         """The drop fault that fires for the next message of ``stream``, if any."""
         return self.take("STREAM", stream)
-
-    def seed(self, value: int) -> None:
-        """Seed the generator that ``probability`` draws from (it starts seeded with 0)."""
-        with self._lock:
-            self._random.seed(value)
-
-    def clear(self) -> None:
-        """Remove every fault that has not fired yet (the history is kept)."""
-        with self._lock:
-            self._faults.clear()
-
-    @property
-    def pending(self) -> list[Fault]:
-        """Faults that may still fire."""
-        with self._lock:
-            return [f for f in self._faults if not f.exhausted]
 
 
 def _validate(fault: Fault) -> None:

@@ -38,10 +38,9 @@ fault to one API client.
 from __future__ import annotations
 
 import fnmatch
-import random
-import threading
 from dataclasses import dataclass, field
 
+from ..faults import FaultQueue
 from .errors import EmulatorError
 from .protocol import INCOMING, OUTGOING
 
@@ -82,15 +81,11 @@ class Fault:
             not any(fnmatch.fnmatchcase(name, self.message) for name in _REQUESTS)
 
 
-class FaultPlan:
-    """The faults waiting to fire, in the order they were added (thread-safe)."""
+class FaultPlan(FaultQueue[Fault]):
+    """The faults waiting to fire, in the order they were added (thread-safe).
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._faults: list[Fault] = []
-        self._random = random.Random(0)
-        self.history: list[tuple[str, int, Fault]] = []
-        """``(message, client_id, fault)`` for every fault fired, oldest first."""
+    ``history`` holds ``(message, client_id, fault)`` for every fault fired, oldest first.
+    """
 
     def add(self, message: str, *, disconnect: str | None = None, delay: float = 0.0,
             error: int | None = None, text: str | None = None, reject: str | None = None,
@@ -135,31 +130,9 @@ class FaultPlan:
                         or not fnmatch.fnmatchcase(message, fault.message) \
                         or (fault.client_id is not None and fault.client_id != client_id):
                     continue
-                fault.seen += 1
-                if fault.seen <= fault.skip:
-                    continue
-                if fault.probability < 1 and self._random.random() >= fault.probability:
-                    continue
-                fault.fired += 1
-                self.history.append((message, client_id, fault))
-                return fault
+                if self._fires(fault, message, client_id):
+                    return fault
         return None
-
-    def seed(self, value: int) -> None:
-        """Seed the generator ``probability`` draws from (it starts seeded with 0)."""
-        with self._lock:
-            self._random.seed(value)
-
-    def clear(self) -> None:
-        """Remove every fault that has not fired yet (the history is kept)."""
-        with self._lock:
-            self._faults.clear()
-
-    @property
-    def pending(self) -> list[Fault]:
-        """Faults that may still fire."""
-        with self._lock:
-            return [f for f in self._faults if not f.exhausted]
 
 
 def _validate(fault: Fault) -> None:
