@@ -227,6 +227,7 @@ class LiveRunner:
             fills += self._record(self._sent)
         if value is not None:  # a record only: written once the orders are out
             self._record_value(bars, decision.t, ctx)
+        self._checkpoint()
         fills += self.follow(decision.bar)
         return CycleReport(decision.bar, bool(decided), self.journal.entries(bar=decision.bar),
                            sent, fills, rejections, expired, value)
@@ -293,6 +294,14 @@ class LiveRunner:
         return replace(order, kind=decision.order_kind, created=decision.bar,
                        client_order_id=client_order_id(self.deployment, decision.bar,
                                                        order.symbol))
+
+    def _checkpoint(self) -> None:
+        """Fold SQLite's write-ahead log back now, once the orders are out, so that the
+        automatic checkpoint never lands inside the next decision's journal commit."""
+        engine = self.store.engine
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _record_value(self, bars: Bars, t: int, ctx: LiveContext) -> None:
         from ..runs import record_equity
