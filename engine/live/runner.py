@@ -142,6 +142,7 @@ class LiveRunner:
         self.journal: Journal | None = None
         self._session: Session | None = None
         self._ctx: LiveContext | None = None
+        self._pipeline: Any = None
         self._sent: list[tuple[Entry, BrokerOrder]] = []  # sends not journaled yet
 
     # ------------------------------------------------------------------ lifecycle
@@ -240,9 +241,12 @@ class LiveRunner:
         names: tuple[str, ...] = ()
         config = self.config
         if config.features is not None and config.features.transforms:
-            from ..features import FeaturePipeline
+            if self._pipeline is None:  # built once: the config does not change during a run
+                from ..features import FeaturePipeline
 
-            pipeline = FeaturePipeline.from_config(config.features, self.pm, path=config.path)
+                self._pipeline = FeaturePipeline.from_config(config.features, self.pm,
+                                                             path=config.path)
+            pipeline = self._pipeline
             features, names = pipeline.compute(bars), pipeline.feature_names
         from ..risk import order_check
 
