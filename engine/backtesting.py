@@ -169,9 +169,9 @@ def backtest(
         from .manager import make_plugin_manager
 
         pm = make_plugin_manager(warn=False)
-    for table in ("data", "strategy", "backtest"):
-        if getattr(config, table) is None:
-            raise ConfigError(f"a backtest needs a [{table}] table", path=config.path, key=table)
+    from .config import require
+
+    require(config, "a backtest needs", "data", "strategy", "backtest")
     settings = config.backtest
     assert settings is not None and config.strategy is not None
     engine_name = engine or settings.engine

@@ -359,6 +359,17 @@ class Config:
         return [(name, getattr(self, name)) for name in TABLES if getattr(self, name) is not None]
 
 
+def require(config: Config, what: str, *tables: str) -> None:
+    """Raise :class:`ConfigError` naming the first of ``tables`` the config lacks.
+
+    ``what`` opens the message: ``require(config, "a backtest needs", "data")`` gives
+    ``a backtest needs a [data] table``.
+    """
+    for table in tables:
+        if getattr(config, table) is None:
+            raise ConfigError(f"{what} a [{table}] table", path=config.path, key=table)
+
+
 def load_config(path: str | Path, pm: RLBridgePluginManager | None = None) -> Config:
     """Read and check the TOML config file at ``path``.
 

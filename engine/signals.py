@@ -110,10 +110,10 @@ def signals(config: Config, pm: RLBridgePluginManager | None = None, *,
     import pandas as pd
 
     from .backtesting import backtest
+    from .config import require
 
-    if config.strategy is None or config.backtest is None:
-        missing = "strategy" if config.strategy is None else "backtest"
-        raise ConfigError(f"signals need a [{missing}] table", path=config.path, key=missing)
+    require(config, "signals need", "strategy", "backtest")
+    assert config.strategy is not None
     if pm is None:
         from .manager import make_plugin_manager
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-
 if TYPE_CHECKING:
     from .config import Config
     from .env import PortfolioEnv
@@ -56,12 +54,6 @@ class TrainResult:
                 "seconds": round(self.seconds, 3), "data_hash": self.data_hash}
 
 
-def _require(config: Config, *tables: str) -> None:
-    for table in tables:
-        if getattr(config, table) is None:
-            raise ConfigError(f"training needs a [{table}] table", path=config.path, key=table)
-
-
 def make_env(
     config: Config,
     pm: RLBridgePluginManager | None = None,
@@ -85,13 +77,13 @@ def make_env(
     The environment keeps its :class:`~rlbridge.features.FeatureSet` as ``env.feature_set``.
     """
     from .backtesting import decision_range
-    from .config import EnvConfig
+    from .config import EnvConfig, require
     from .costs import create_cost_model
     from .data import load_bars
     from .env import PortfolioEnv
     from .features import compute_features
 
-    _require(config, "data", "features")
+    require(config, "training needs", "data", "features")
     assert config.features is not None
     if pm is None:
         from .manager import make_plugin_manager
@@ -163,7 +155,9 @@ def train(
     """
     import numpy as np
 
-    _require(config, "data", "features", "policy", "train")
+    from .config import require
+
+    require(config, "training needs", "data", "features", "policy", "train")
     assert config.train is not None and config.policy is not None
     settings = config.train
     if pm is None:

@@ -249,13 +249,11 @@ def walkforward(
         ConfigError: a missing table, folds that do not fit the data, a test window shorter
             than the feature window.
     """
+    from .config import require
     from .data import load_bars
     from .metrics import performance
 
-    for table in ("data", "strategy", "backtest", "walkforward"):
-        if getattr(config, table) is None:
-            raise ConfigError(f"a walk-forward needs a [{table}] table", path=config.path,
-                              key=table)
+    require(config, "a walk-forward needs", "data", "strategy", "backtest", "walkforward")
     assert config.walkforward is not None and config.backtest is not None
     assert config.strategy is not None
     if config.policy is not None and config.train is None:

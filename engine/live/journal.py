@@ -118,13 +118,7 @@ class Journal:
         from ..runs._base import _index_from_ns, _stamp_ns
 
         o, f = orders_table.c, fills_table.c
-        prefix = self._prefix if bar is None else client_order_id(self.deployment, bar, "")
-        if self.store.engine.dialect.name == "sqlite":
-            # ids sort by bytes, by deployment then bar: a range of the unique index, not a
-            # scan of every order ever journaled
-            mine = [o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
-        else:  # a server's collation may not sort by bytes
-            mine = [o.client_order_id.startswith(prefix, autoescape=True)]
+        mine = self._owned(bar)
         stmt = (sa.select(o.id, o.run_id, o.client_order_id, o.symbol, o.quantity, o.kind, o.ts,
                           o.status, o.broker_order_id)
                 .where(*mine).order_by(o.id))
@@ -151,12 +145,19 @@ class Journal:
     def decided(self, bar: Any) -> bool:
         """Whether the journal holds any order decided on ``bar`` (one indexed lookup)."""
         o = orders_table.c
-        prefix = client_order_id(self.deployment, bar, "")
-        where = ([o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
-                 if self.store.engine.dialect.name == "sqlite"
-                 else [o.client_order_id.startswith(prefix, autoescape=True)])
         with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(o.id).where(*where).limit(1)).first() is not None
+            return conn.execute(sa.select(o.id).where(*self._owned(bar)).limit(1)).first() \
+                is not None
+
+    def _owned(self, bar: Any = None) -> list[Any]:
+        """The conditions that select the deployment's orders (of one decision ``bar``)."""
+        o = orders_table.c
+        prefix = self._prefix if bar is None else client_order_id(self.deployment, bar, "")
+        if self.store.engine.dialect.name == "sqlite":
+            # ids sort by bytes, by deployment then bar: a range of the unique index, not a
+            # scan of every order ever journaled
+            return [o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
+        return [o.client_order_id.startswith(prefix, autoescape=True)]  # collations vary
 
     def get(self, client_order_id: str) -> Entry | None:
         """The entry with this client order id."""
