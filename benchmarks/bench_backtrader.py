@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from rlbridge.config import config_from_mapping
 from rlbridge.context import RunSpec
@@ -40,23 +39,15 @@ WARMUP = 40  # the first decision bar: features need 20 + 10 bars
 
 
 def synthetic_bars(seed: int = 7) -> Bars:
-    """30 assets x XNYS sessions 2010-2019: GBM closes, opens near the previous close."""
+    """30 assets x XNYS sessions 2010-2019 of random walks."""
     import exchange_calendars
+
+    from rlbridge.testing import random_walk_bars
 
     sessions = exchange_calendars.get_calendar("XNYS").sessions_in_range("2010-01-01",
                                                                          "2019-12-31")
-    days = len(sessions)
-    rng = np.random.default_rng(seed)
-    drift, vol = rng.uniform(0.0, 0.1, N_ASSETS) / 252, rng.uniform(0.1, 0.4, N_ASSETS) / 16
-    log_returns = drift - vol**2 / 2 + vol * rng.standard_normal((days, N_ASSETS))
-    close = rng.uniform(20, 200, N_ASSETS) * np.exp(np.cumsum(log_returns, axis=0))
-    open_ = close * np.exp(rng.normal(0.0, 0.004, (days, N_ASSETS)))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.005, (days, N_ASSETS))))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.005, (days, N_ASSETS))))
-    volume = rng.integers(100_000, 5_000_000, (days, N_ASSETS)).astype(float)
-    symbols = tuple(f"S{i:02d}" for i in range(N_ASSETS))
-    return Bars(pd.DatetimeIndex(sessions), symbols,
-                np.stack([open_, high, low, close, volume], axis=2))
+    return random_walk_bars(len(sessions), N_ASSETS, seed=seed, index=sessions, price=100.0,
+                            volatility=0.015)
 
 
 def train_policy(bars: Bars, folder: str) -> tuple[str, Any]:

@@ -41,20 +41,10 @@ def best(fn: Callable[[Any], object], bars: Any, repeats: int) -> float:
 
 
 def synthetic_bars(assets: int, days: int, seed: int = 0) -> Any:
-    import numpy as np
-    import pandas as pd
+    from rlbridge.testing import random_walk_bars
 
-    from rlbridge.interfaces import Bars
-
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(rng.normal(0.0003, 0.015, size=(days, assets)).cumsum(axis=0))
-    open_ = close * np.exp(rng.normal(0, 0.005, size=close.shape))
-    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, 0.005, size=close.shape)))
-    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, 0.005, size=close.shape)))
-    volume = rng.integers(100_000, 10_000_000, size=close.shape).astype(float)
-    values = np.stack([open_, high, low, close, volume], axis=2)
-    index = pd.bdate_range("2010-01-01", periods=days)
-    return Bars(index, tuple(f"S{i:02d}" for i in range(assets)), values)
+    return random_walk_bars(days, assets, seed=seed, start="2010-01-01", price=100.0,
+                            volatility=0.015)
 
 
 def pandas_features(bars: Any) -> Any:

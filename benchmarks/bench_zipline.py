@@ -49,23 +49,15 @@ CASH = 1_000_000.0
 
 
 def synthetic_bars(n: int = 30, seed: int = 11) -> Bars:
-    """``n`` assets over the XNYS sessions of 2010-2019, GBM closes, opens near them."""
+    """``n`` assets over the XNYS sessions of 2010-2019, random walks."""
     import exchange_calendars
+
+    from rlbridge.testing import random_walk_bars
 
     sessions = exchange_calendars.get_calendar("XNYS", start="2010-01-01").sessions_in_range(
         "2010-01-04", "2019-12-31")
-    rng = np.random.default_rng(seed)
-    days = len(sessions)
-    drift = rng.normal(0.0003, 0.0002, n)
-    vol = rng.uniform(0.008, 0.025, n)
-    close = rng.uniform(20, 200, n) * np.exp(np.cumsum(
-        drift - vol ** 2 / 2 + vol * rng.standard_normal((days, n)), axis=0))
-    open_ = close * np.exp(rng.normal(0, 0.004, (days, n)))
-    high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, (days, n)))
-    low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, (days, n)))
-    volume = rng.integers(200_000, 5_000_000, (days, n)).astype(float)
-    return Bars(sessions, tuple(f"A{i:02d}" for i in range(n)),
-                np.stack([open_, high, low, close, volume], axis=2))
+    return random_walk_bars(len(sessions), [f"A{i:02d}" for i in range(n)], seed=seed,
+                            index=sessions, price=100.0, volatility=0.015)
 
 
 def agent(bars: Bars, output: Path, pm: Any) -> Any:

@@ -569,6 +569,27 @@ def load_bars(
         UnknownNameError: the feed is not registered.
         DataError: from the feed, naming the source, row and column.
     """
+    feed, wanted, first, last = open_feed(config, pm, store_url=store_url)
+    if symbols is not None:
+        wanted = [symbols] if isinstance(symbols, str) else list(symbols)
+    return checked_bars(feed.load(
+        wanted,
+        start if start is not None else first,
+        end if end is not None else last,
+    ), config)
+
+
+def open_feed(config: Config, pm: RLBridgePluginManager | None = None, *,
+              store_url: str | None = None) -> tuple[Any, list[str] | None, Any, Any]:
+    """Build the config's feed: ``(feed, symbols, start, end)`` as ``[data]`` gives them.
+
+    :func:`load_bars` loads once; a live run keeps the feed to read each new bar
+    (:class:`rlbridge.live.bars.LiveBars`).
+
+    Raises:
+        ConfigError: the config has no ``[data]`` table or the feed's options are wrong.
+        UnknownNameError: the feed is not registered.
+    """
     data = getattr(config, "data", None)
     path = getattr(config, "path", None)
     if data is None:
@@ -585,14 +606,15 @@ def load_bars(
             and store_url is not None:
         options["url"] = store_url
     feed = registry.create(data.feed, options, where="data", path=path)
-    wanted = symbols if symbols is not None else data.symbols
+    wanted = data.symbols
     if isinstance(wanted, str):
         wanted = [wanted]
-    bars = feed.load(
-        None if wanted is None else list(wanted),
-        start if start is not None else data.start,
-        end if end is not None else data.end,
-    )
+    return feed, None if wanted is None else list(wanted), data.start, data.end
+
+
+def checked_bars(bars: Any, config: Config) -> Bars:
+    """``bars`` when a feed returned a :class:`Bars`, else a DataError naming the feed."""
     if not isinstance(bars, Bars):
-        raise DataError(f"feed {data.feed!r} returned {type(bars).__name__}, not Bars")
+        feed = config.data.feed if config.data is not None else "?"
+        raise DataError(f"feed {feed!r} returned {type(bars).__name__}, not Bars")
     return bars

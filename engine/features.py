@@ -15,19 +15,24 @@ with a mean and standard deviation fitted on the training rows only (so nothing 
 out-of-sample period leaks into the observation) and is saved with a model.
 
 The array kernels at the end (:func:`log_returns`, :func:`bar_log_returns`, :func:`rolling_sum`,
-:func:`rolling_mean`, :func:`rolling_std`, :func:`rolling_moments`, :func:`ema`,
-:func:`wilder_mean`) are what the built-in transforms are made of.  They work on ``[T, N]``
-float64 arrays, cost O(T x N) whatever the window, and are causal to the bit: the value at row t
-is computed from rows 0..t only, by the same floating-point operations whatever comes after row t
-(and however long the series is), so a feature computed live on the bars up to now equals the one
-the environment precomputed.
+:func:`rolling_mean`, :func:`rolling_std`, :func:`rolling_moments`, :func:`level_sma_ratio`,
+:func:`ema`, :func:`wilder_mean`) are what the built-in transforms are made of.  They work on
+``[T, N]`` float64 arrays and are causal to the bit: the value at row t is computed from rows
+0..t only, by the same floating-point operations whatever comes after row t (and however long
+the series is), so a feature computed live on the bars up to now equals the one the
+environment precomputed.  The rolling ones are also start-independent to the bit: the value at
+row t reads the window's rows only, through a fixed tree of operations (``O(T log window)``), so
+:meth:`FeaturePipeline.compute_tail` can compute a finite-memory transform on the last rows of
+the bars alone.
 """
 
 from __future__ import annotations
 
 import math
+import operator
+import sys
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +53,7 @@ __all__ = [
     "Normalizer",
     "compute_features",
     "ema",
+    "level_sma_ratio",
     "log_returns",
     "rolling_mean",
     "rolling_moments",
@@ -153,23 +159,101 @@ class FeaturePipeline:
         col = 0
         for transform, label in zip(self.transforms, self._labels, strict=True):
             width = len(transform.feature_names)
-            values = np.asarray(transform.compute(bars), dtype=np.float64)
-            if values.shape != (t, n, width):
-                raise PluginError(
-                    f"{label} returned features of shape {values.shape}; expected "
-                    f"[T, N, F] = {(t, n, width)}")
-            tail = values[int(transform.lookback):]
-            if not np.isfinite(tail).all():
-                row, asset, f = np.argwhere(~np.isfinite(tail))[0]
-                row += int(transform.lookback)
-                raise DataError(
-                    f"feature {transform.feature_names[f]!r} of {label} is "
-                    f"{values[row, asset, f]} for {bars.symbols[asset]} at "
-                    f"{_when(bars, row)} (row {row}), after its lookback of "
-                    f"{transform.lookback} bars")
+            values = self._run(transform, label, bars)
+            self._check(transform, label, values, bars, 0)
             out[:, :, col:col + width] = values
             col += width
         return out
+
+    def compute_tail(self, bars: Bars, rows: int) -> np.ndarray:
+        """The last ``rows`` rows of :meth:`compute` ``(bars)``, to the bit, computed on fewer bars.
+
+        ``[min(rows, T), N, F]`` float64.  A transform with a finite ``memory`` (its value at
+        row t reads bars ``t - memory .. t`` only) is computed on the last ``rows + memory``
+        bars (at least ``lookback`` bars before the first returned row); one without (no
+        ``memory`` attribute, or None: the value depends on every earlier bar, as an
+        exponential average does) on all of ``bars``.  What a live decision reads costs what
+        those bars cost, whatever the length of the history.
+
+        Args:
+            bars: the whole history.
+            rows: how many of the last rows to return (``>= 0``).
+
+        Raises:
+            ValueError: ``rows`` is negative.
+            PluginError: a transform returned an array of the wrong shape, or declares a
+                negative ``memory``.
+            DataError: a returned feature is NaN or infinite at a row past its transform's
+                lookback in the whole series (naming the transform, feature, symbol, bar and
+                row of ``bars``), as :meth:`compute` would raise.
+        """
+        from . import interfaces
+
+        if rows < 0:
+            raise ValueError(f"rows must be at least 0, got {rows}")
+        t, n = len(bars), len(bars.symbols)
+        first = t - min(rows, t)  # the first returned row, in ``bars``
+        out = np.empty((t - first, n, len(self._names)), dtype=np.float64)
+        slices: dict[int, Bars] = {}  # by first row: transforms of one memory share a panel
+        col = 0
+        for transform, label in zip(self.transforms, self._labels, strict=True):
+            width = len(transform.feature_names)
+            start = max(0, first - _span(transform, label))
+            if start == 0:
+                part = bars
+            elif start in slices:
+                part = slices[start]
+            else:
+                part = slices[start] = interfaces.Bars(bars.index[start:], bars.symbols,
+                                                       bars.values[start:])
+            values = self._run(transform, label, part)[first - start:]
+            self._check(transform, label, values, bars, first)
+            out[:, :, col:col + width] = values
+            col += width
+        return out
+
+    @staticmethod
+    def _run(transform: FeatureTransform, label: str, bars: Bars) -> np.ndarray:
+        """``transform.compute(bars)`` as float64, its shape checked."""
+        expected = (len(bars), len(bars.symbols), len(transform.feature_names))
+        values = np.asarray(transform.compute(bars), dtype=np.float64)
+        if values.shape != expected:
+            raise PluginError(
+                f"{label} returned features of shape {values.shape}; expected "
+                f"[T, N, F] = {expected}")
+        return values
+
+    @staticmethod
+    def _check(transform: FeatureTransform, label: str, values: np.ndarray, bars: Bars,
+               first: int) -> None:
+        """Raise DataError for a non-finite value past the lookback; ``values[0]`` is row
+        ``first`` of ``bars``."""
+        lookback = int(transform.lookback)
+        tail = values[max(0, lookback - first):]
+        if not np.isfinite(tail).all():
+            i, asset, f = np.argwhere(~np.isfinite(tail))[0]
+            row = int(i) + max(lookback, first)
+            raise DataError(
+                f"feature {transform.feature_names[f]!r} of {label} is "
+                f"{tail[i, asset, f]} for {bars.symbols[asset]} at "
+                f"{_when(bars, row)} (row {row}), after its lookback of "
+                f"{transform.lookback} bars")
+
+
+def _span(transform: FeatureTransform, label: str) -> int:
+    """How many bars before a row :meth:`FeaturePipeline.compute_tail` gives a transform: its
+    ``memory`` (at least its ``lookback``), or every bar when it has none."""
+    memory = getattr(transform, "memory", None)
+    if memory is None:
+        return sys.maxsize
+    try:
+        span = operator.index(memory)
+    except TypeError:
+        span = -1
+    if span < 0:
+        raise PluginError(f"{label} declares a memory of {memory!r} bars; expected None "
+                          "(every earlier bar) or an integer number of bars >= 0")
+    return max(span, int(transform.lookback))
 
 
 def _when(bars: Bars, row: int) -> str:
@@ -463,21 +547,101 @@ def _first_row(x: np.ndarray) -> int:
     return int(rows[0]) if rows.size else len(x)
 
 
+_States = tuple[np.ndarray, ...]
+
+
+def _window_reduce(leaf: _States, window: int,
+                   join: Callable[[_States, _States], _States]) -> _States:
+    """Fold every run of ``window`` consecutive rows, by a fixed tree of ``join`` calls.
+
+    ``leaf`` holds the state of each one-row block (arrays of ``m >= window`` rows), and
+    ``join(recent, older)`` gives the state of the block ``older`` followed by ``recent``.
+    Blocks of 1, 2, 4, ... rows are built by doubling; a window is then joined from the blocks
+    of the binary digits of ``window``, the most recent first.  The result has
+    ``m - window + 1`` rows, row ``i`` for the window ending at row ``i + window - 1``, each
+    computed by the same operations on the same values whatever rows come before its window:
+    a series cut anywhere gives the same bits.  ``O(m log window)``.
+    """
+    count = len(leaf[0]) - window + 1
+    digits: list[tuple[int, _States]] = []
+    level, size = leaf, 1
+    while True:
+        if window & size:
+            digits.append((size, level))
+        if 2 * size > window:
+            break
+        # row j of the next level: the block of rows j .. j + 2 * size - 1
+        level = join(tuple(a[size:] for a in level), tuple(a[:-size] for a in level))
+        size *= 2
+    result: _States | None = None
+    gap = 0  # rows between the window's last row and the current block's last row
+    for size, states in reversed(digits):
+        first = window - gap - size
+        block = tuple(a[first:first + count] for a in states)
+        result = block if result is None else join(result, block)
+        gap += size
+    assert result is not None
+    return result
+
+
+def _add(recent: _States, older: _States) -> _States:
+    return (recent[0] + older[0],)
+
+
 def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
-    """Sum of the last ``window`` rows of ``[T, N]`` ``x`` at each row, from prefix sums.
+    """Sum of the last ``window`` rows of ``[T, N]`` ``x`` at each row.
+
+    Each sum is a fixed pairwise tree of the window's values (blocks of 1, 2, 4, ... rows, see
+    :func:`_window_reduce`): the sum at row t depends on rows ``t - window + 1 .. t`` only, to
+    the bit, so the same rows cut out of a longer series give the same sums.  ``O(T log
+    window)``, with no cancellation (prefix sums would carry rounding from the series' start).
 
     Leading NaN rows are skipped: the first sum is at row ``s + window - 1`` where ``s`` is
     the first row without NaN; earlier rows are NaN.
+
+    Raises:
+        ValueError: ``window`` is less than 1.
     """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
     x = np.asarray(x, dtype=np.float64)
     out = np.full(x.shape, np.nan)
     s = _first_row(x)
     if s + window > len(x):
         return out
-    prefix = np.zeros((len(x) - s + 1,) + x.shape[1:])
-    np.cumsum(x[s:], axis=0, out=prefix[1:])
-    np.subtract(prefix[window:], prefix[:-window], out=out[s + window - 1:])
+    out[s + window - 1:] = _window_reduce((x[s:],), window, _add)[0]
     return out
+
+
+def level_sma_ratio(returns: np.ndarray, window: int) -> np.ndarray:
+    """``level / SMA(level, window) - 1`` of a level whose log changes are ``returns``.
+
+    ``returns[t]`` (``[T, N]``) is ``log(level[t] / level[t-1])``; row 0 is not read.  The
+    level is never formed: each window sums its levels relative to its last one,
+    ``exp(-(returns[t-k+1] + ... + returns[t]))`` for ``k = 0 .. window - 1``, so the value at
+    row t depends on ``returns[t - window + 2 .. t]`` only, to the bit (a level built by a
+    cumulative sum from row 0 would carry that sum's rounding).  The first ``window - 1`` rows
+    are NaN.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    growth = np.array(returns, dtype=np.float64)
+    growth[:1] = 0.0  # the change into row 0: never part of a window's relative levels
+    out = np.full(growth.shape, np.nan)
+    if window > len(growth):
+        return out
+    total = _window_reduce((np.ones(growth.shape), growth), window, _join_levels)[0]
+    out[window - 1:] = window / total - 1.0
+    return out
+
+
+def _join_levels(recent: _States, older: _States) -> _States:
+    """(sum of levels over the block's last level, log growth over the block), two blocks.
+
+    The older block's levels are rescaled by ``exp(-growth of the recent block)``: only a
+    recent block's growth is ever used, so the change into a series' first row never is.
+    """
+    return (recent[0] + np.exp(-recent[1]) * older[0], recent[1] + older[1])
 
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:

@@ -79,6 +79,22 @@ class Bars:
         object.__setattr__(self, "symbols", symbols)
         object.__setattr__(self, "values", values)
 
+    @classmethod
+    def _checked_already(cls, index: pd.DatetimeIndex, symbols: tuple[str, ...],
+                         values: np.ndarray) -> Bars:
+        """A panel of parts that already hold the invariants (no copy, no check).
+
+        For code that grows a panel row by row and has checked each new row itself (the
+        live runner's :class:`~rlbridge.live.bars.BarBuffer`): checking all ``T`` rows again
+        at each new bar would make a live decision slower as the history grows.  ``values``
+        must be read-only.
+        """
+        bars = object.__new__(cls)
+        object.__setattr__(bars, "index", index)
+        object.__setattr__(bars, "symbols", symbols)
+        object.__setattr__(bars, "values", values)
+        return bars
+
     # ------------------------------------------------------------------ shape and fields
     def __len__(self) -> int:
         return len(self.index)
@@ -256,6 +272,14 @@ class FeatureTransform(Protocol):
 
     ``rlbridge.testing.assert_causal`` checks it: perturbing bars after t changes nothing at or
     before t.
+
+    A transform may also declare ``memory`` (``int | None``, a class or instance attribute; not
+    a member of this protocol, so a transform without it still conforms): the value at bar t
+    reads bars ``t - memory .. t`` only, by the same floating-point operations wherever the
+    bars start.  Live trading then computes it on the last bars only
+    (:meth:`~rlbridge.features.FeaturePipeline.compute_tail`) and gets the bits a backtest
+    gets from the whole history.  Without it (or None) the value may depend on every earlier
+    bar (exponential averages, cumulative sums) and is computed on the whole history.
     """
 
     #: the transform's registered name

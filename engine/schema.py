@@ -22,9 +22,10 @@ __all__ = [
 ]
 
 #: The schema version this code writes; a store with a newer one is refused.  Version 2 added
-#: ``runs.config_path``, ``equity.benchmark`` and the ``positions`` table; an older store gets
+#: ``runs.config_path``, ``equity.benchmark`` and the ``positions`` table; version 3 the indexes
+#: the live journal reads through (open orders by state, an order's fills).  An older store gets
 #: them when opened (:func:`prepare_schema`).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -90,6 +91,8 @@ orders_table = sa.Table(
     _c("limit_price", sa.Double, null=True), _c("status", sa.String(32)),
     _c("reason", sa.Text, null=True), _c("broker_order_id", sa.String(128), null=True),
     _created(),
+    # the live journal's open orders (a few) among every order a deployment ever placed
+    sa.Index("ix_orders_status_client", "status", "client_order_id"),
 )
 
 fills_table = sa.Table(
@@ -99,6 +102,7 @@ fills_table = sa.Table(
     _c("order_id", sa.Integer, sa.ForeignKey("orders.id"), null=True), _c("ts", _TS),
     _c("symbol", _SYMBOL), _c("quantity", sa.Double), _c("price", sa.Double),
     _c("commission", sa.Double, default=0.0),
+    sa.Index("ix_fills_order_id", "order_id"),  # an order's fills: the journal's filled sums
 )
 
 equity_table = sa.Table(
@@ -153,12 +157,20 @@ def prepare_schema(engine: sa.Engine) -> None:
             version = None
         metadata.create_all(conn)
         _add_columns(conn)
+        _add_indexes(conn)
         if version is None:
             conn.execute(meta_table.insert().values(key="schema_version",
                                                     value=str(SCHEMA_VERSION)))
         else:
             conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
                          .values(value=str(SCHEMA_VERSION)))
+
+
+def _add_indexes(conn: sa.Connection) -> None:
+    """Create the indexes an older store lacks (``create_all`` makes them with new tables only)."""
+    for table in metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
 
 
 def _add_columns(conn: sa.Connection) -> None:

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -312,6 +312,25 @@ class Store:
         empty = _frame(np.empty(0, dtype="datetime64[ns]"), np.empty((0, len(FIELDS))), daily)
         return {s: found[s] if s in found else empty.copy() for s in wanted}
 
+    def read_recent(self, symbols: Sequence[str], start: object, *,
+                    interval: str = "1d") -> np.ndarray:
+        """The rows of ``symbols`` at or after ``start``: a structured array (``symbol``,
+        ``ts`` in ns, open .. volume) ordered by symbol and time.
+
+        The live loop's read of each new bar: one prepared statement on the primary key, none
+        of :meth:`read_bars`' checks and frames, so its cost is that of the few rows read.
+        """
+        import numpy as np
+
+        lo = _bound(start, interval == "1d", "start")
+        with self._connection() as conn:
+            try:
+                rows = conn.execute(_RECENT, {"interval": interval, "symbols": list(symbols),
+                                              "start": lo}).all()
+            except sa.exc.DBAPIError as exc:
+                raise self._error("read failed", exc) from None
+        return np.array([tuple(r) for r in rows], dtype=_ROW_DTYPE)
+
     def symbols(self, interval: str | None = "1d") -> list[str]:
         """The symbols with bars at ``interval`` (any interval when None), sorted."""
         t = bars_table.c
@@ -417,30 +436,48 @@ class Ingest:
             return 0
         label = _interval_for(bars, interval)
         stamps = bars.index.asi8.tolist()
-        t = bars_table.c
         insert = _bulk_insert(self.conn)
         written = 0
         try:
-            for n, symbol in enumerate(bars.symbols):
-                self.conn.execute(sa.delete(bars_table).where(
-                    t.symbol == symbol, t.interval == label,
-                    t.ts >= stamps[0], t.ts <= stamps[-1]))
-                columns = [bars.values[:, n, f].tolist() for f in range(len(FIELDS))]
-                for a in range(0, len(stamps), _CHUNK):
-                    b = min(a + _CHUNK, len(stamps))
-                    insert(zip(repeat(symbol), repeat(label), stamps[a:b],
-                               *(c[a:b] for c in columns)))
-                    written += b - a
-                    if progress is not None:
-                        progress(b - a)
-                self.counts[symbol] = self.counts.get(symbol, 0) + len(stamps)
+            # one statement for every symbol's old rows in the range (executemany): a live
+            # stream writes one bar of each symbol at a time, and a statement per symbol would
+            # cost more than the rows
+            self.conn.execute(_DELETE_RANGE, [
+                {"symbol": symbol, "interval": label, "first": stamps[0], "last": stamps[-1]}
+                for symbol in bars.symbols])
+            rows = _rows(bars, label, stamps)
+            while True:
+                chunk = list(islice(rows, _CHUNK))
+                if not chunk:
+                    break
+                insert(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
         except self.conn.dialect.loaded_dbapi.Error as exc:
             raise self.store._error("write failed, nothing was saved", exc) from None
+        for symbol in bars.symbols:
+            self.counts[symbol] = self.counts.get(symbol, 0) + len(stamps)
         return written
+
+
+def _rows(bars: Bars, label: str, stamps: list[int]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``_BAR_COLUMNS``, symbol by symbol, in time order."""
+    for n, symbol in enumerate(bars.symbols):
+        columns = [bars.values[:, n, f].tolist() for f in range(len(FIELDS))]
+        yield from zip(repeat(symbol), repeat(label), stamps, *columns)
 
 
 # ---------------------------------------------------------------------- helpers
 _BAR_COLUMNS = ["symbol", "interval", "ts", *FIELDS]
+_RECENT = sa.select(*(bars_table.c[c] for c in ("symbol", "ts", *FIELDS))).where(
+    bars_table.c.interval == sa.bindparam("interval"),
+    bars_table.c.symbol.in_(sa.bindparam("symbols", expanding=True)),
+    bars_table.c.ts >= sa.bindparam("start")).order_by(bars_table.c.symbol, bars_table.c.ts)
+_DELETE_RANGE = sa.delete(bars_table).where(
+    bars_table.c.symbol == sa.bindparam("symbol"),
+    bars_table.c.interval == sa.bindparam("interval"),
+    bars_table.c.ts >= sa.bindparam("first"), bars_table.c.ts <= sa.bindparam("last"))
 #: dialects whose driver's executemany is the fastest bulk insert; others go through
 #: SQLAlchemy's own executemany, which batches rows into multi-row INSERTs where it can
 _EXECUTEMANY_DIALECTS = frozenset({"sqlite"})
@@ -451,9 +488,8 @@ def _bulk_insert(conn: sa.Connection) -> Callable[[Iterable[tuple[Any, ...]]], N
     """A function inserting rows of ``_BAR_COLUMNS`` in the connection's transaction."""
     insert = bars_table.insert()
     if conn.dialect.name in _EXECUTEMANY_DIALECTS:
-        compiled = insert.compile(dialect=conn.dialect)
-        if compiled.positional and list(compiled.positiontup or ()) == _BAR_COLUMNS:
-            sql = str(compiled)
+        sql = _driver_insert(conn.dialect)
+        if sql is not None:
 
             def driver(rows: Iterable[tuple[Any, ...]]) -> None:
                 cursor = conn.connection.cursor()
@@ -468,6 +504,19 @@ def _bulk_insert(conn: sa.Connection) -> Callable[[Iterable[tuple[Any, ...]]], N
         conn.execute(insert, [dict(zip(_BAR_COLUMNS, row, strict=True)) for row in rows])
 
     return portable
+
+
+_DRIVER_INSERTS: dict[str, str | None] = {}
+
+
+def _driver_insert(dialect: sa.Dialect) -> str | None:
+    """The driver's INSERT of ``_BAR_COLUMNS`` (compiled once per dialect: a live stream
+    writes a few rows at a time), or None when its parameters are not in that order."""
+    if dialect.name not in _DRIVER_INSERTS:
+        compiled = bars_table.insert().compile(dialect=dialect)
+        ordered = compiled.positional and list(compiled.positiontup or ()) == _BAR_COLUMNS
+        _DRIVER_INSERTS[dialect.name] = str(compiled) if ordered else None
+    return _DRIVER_INSERTS[dialect.name]
 
 
 def _interval_for(bars: Bars, interval: str | None) -> str:

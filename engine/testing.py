@@ -18,10 +18,11 @@ gets these fixtures without a conftest:
 * ``tws_emulator``: an emulator of the TWS API socket protocol on 127.0.0.1
   (:class:`rlbridge.emulators.tws.TwsEmulator`), for driving the real ``ib_insync.IB``.
 
-and two helpers: :func:`register_plugin`, which registers a plugin the way rlbridge loads one
-(recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once), and
+and three helpers: :func:`register_plugin`, which registers a plugin the way rlbridge loads one
+(recorded for ``rlbridge plugins``, misspelt hooks refused, registration hooks run at once),
 :func:`assert_causal`, the causality check every feature transform must pass (DESIGN.md
-section 3): ``assert_causal(MyTransform(), sample_bars)``.
+section 3): ``assert_causal(MyTransform(), sample_bars)``, and :func:`random_walk_bars`, bars
+of any size for tests and benchmarks.
 
 Importing this module is cheap (pytest imports it at start-up in every project that has
 rlbridge installed); numpy, pandas and SQLAlchemy are imported inside the fixtures.  Disable it
@@ -53,6 +54,7 @@ __all__ = [
     "SAMPLE_START",
     "SAMPLE_SYMBOLS",
     "assert_causal",
+    "random_walk_bars",
     "register_plugin",
     "rlbridge_cli",
     "rlbridge_db_url",
@@ -249,6 +251,38 @@ def assert_causal(transform: FeatureTransform, bars: Bars, *,
             head = Bars(bars.index[:cut + 1], bars.symbols, bars.values[:cut + 1])
             _compare(name, names, bars, base, transform.compute(head), cut,
                      f"it was computed on rows 0..{cut} alone")
+
+
+def random_walk_bars(days: int, symbols: int | Sequence[str] = 3, *, seed: int = 0,
+                     index: Sequence[object] | None = None, start: str = "2019-01-01",
+                     price: float = 50.0, volatility: float = 0.02) -> Bars:
+    """Bars of geometric random walks: consistent open, high, low and close, random volumes.
+
+    Args:
+        days: the number of bars.
+        symbols: the symbols, or how many (``S00``, ``S01``, ...).
+        seed: the random generator's seed (the same seed gives the same bars).
+        index: the timestamps (``days`` of them); business days from ``start`` by default.
+        start: the first business day when ``index`` is not given.
+        price: the price the walks start near.
+        volatility: the standard deviation of the daily log close returns.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .interfaces import Bars
+
+    names = (tuple(f"S{i:02d}" for i in range(symbols)) if isinstance(symbols, int)
+             else tuple(symbols))
+    rng = np.random.default_rng(seed)
+    shape = (days, len(names))
+    close = price * np.exp(rng.normal(0.0002, volatility, size=shape).cumsum(axis=0))
+    open_ = close * np.exp(rng.normal(0, volatility / 5, size=shape))
+    high = np.maximum(open_, close) * np.exp(np.abs(rng.normal(0, volatility / 5, size=shape)))
+    low = np.minimum(open_, close) * np.exp(-np.abs(rng.normal(0, volatility / 5, size=shape)))
+    volume = rng.integers(100_000, 5_000_000, size=shape).astype(float)
+    stamps = pd.bdate_range(start, periods=days) if index is None else pd.DatetimeIndex(index)
+    return Bars(stamps, names, np.stack([open_, high, low, close, volume], axis=2))
 
 
 def _perturb_after(values: np.ndarray, cut: int, rng: np.random.Generator) -> np.ndarray:

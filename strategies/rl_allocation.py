@@ -27,18 +27,34 @@ class RLAllocation(Strategy):
         model: the saved policy (``NAME``, ``NAME.zip`` or ``NAME.json``, as ``rlbridge
             train`` wrote it; a relative path is relative to the config file).
         deterministic: act on the policy's mean action (the default) or sample.
+        threads: torch's threads (``torch.set_num_threads``, for the whole process) when the
+            strategy starts; 1, the default, is the fastest for the small networks trading
+            policies use (several times faster than one per core); 0 leaves torch's setting.
     """
 
     @dataclass(frozen=True)
     class Config:
         model: Path
         deterministic: bool = True
+        threads: int = 1
+
+        def __post_init__(self) -> None:
+            if self.threads < 0:
+                from rlbridge.errors import ConfigError
+
+                raise ConfigError(f"must be 0 (torch's own setting) or more, got "
+                                  f"{self.threads}", key="threads")
 
     def start(self, ctx: BarContext) -> None:
         from rlbridge.actions import make_action_mapping
         from rlbridge.features import Normalizer
         from rlbridge.policy import TrainedPolicy
 
+        threads = int(self.params.get("threads", 1))
+        if threads > 0:
+            import torch
+
+            torch.set_num_threads(threads)
         self.policy = TrainedPolicy.load(self.params["model"])
         meta = self.policy.metadata
         check_compatible(meta, ctx, str(self.params["model"]))

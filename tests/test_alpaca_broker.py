@@ -165,6 +165,56 @@ def test_opg_orders_with_deterministic_ids_fills_recorded_once_restart_sends_not
     assert_once_and_nothing_lost(market, config, store)
 
 
+class StopsAfter:
+    """alpaca-py's trading client in a process that is stopped as the answer to its
+    ``n``-th order arrives (the order is placed; the process never hears so)."""
+
+    def __init__(self, client, n):
+        self._client, self._left = client, n
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+    def submit_order(self, request):
+        placed = self._client.submit_order(request)
+        self._left -= 1
+        if self._left == 0:
+            raise SystemExit("stopped")
+        return placed
+
+
+def test_an_order_placed_as_the_process_stopped_is_found_after_a_restart_not_placed_again(
+        market, bars, tmp_path):
+    from rlbridge.live import LiveRunner, decide_at
+
+    config, store = agent(market), open_store(f"sqlite:///{tmp_path / 'live.db'}")
+    panel = load_bars(config, PM)
+
+    def runner(stops_after=None):
+        broker = AlpacaBroker(AlpacaConfig(trading_url=market.trading_url, stream=False))
+        if stops_after is not None:
+            broker._client = StopsAfter(broker.client, stops_after)
+        runner = LiveRunner(config, broker, "alpaca", store, PM, now=lambda: DECIDE)
+        runner.open(panel)
+        return runner
+
+    first = runner(stops_after=2)
+    with pytest.raises(SystemExit):
+        first.cycle(decide_at(panel, DECIDE))
+    journal = journal_of(config, store)
+    assert [e.status for e in journal.entries()] == ["new", "pending", "pending"]
+    assert len(market.orders) == 2  # the second order is at the broker, not known as such
+    again = runner()
+    report = again.cycle(decide_at(panel, DECIDE))  # the same decision after the restart
+    again.close()
+    assert report.sent == 1 and [e.status for e in report.orders] == ["new"] * 3
+    assert set(market.submit_counts.values()) == {1} and len(market.orders) == 3
+    the_open_arrives(market, bars)
+    run(config, store, NEXT)
+    assert_once_and_nothing_lost(market, config, store)
+    assert sum(len(v) for v in fills_by_id(store).values()) == 3
+
+
 FAULTS = {
     # the fault on the first order's POST, the answers its POSTs got, its journal state
     "504_after_accept": (dict(status=504, after_accept=True), [504, 422], "filled"),  # SDK re-posts

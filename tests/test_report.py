@@ -185,12 +185,14 @@ def test_stored_holdings_and_benchmark_give_back_the_results_weights(equal_weigh
     assert count == len(SYMBOLS) + len(bars) - 1
 
 
-def test_a_store_of_schema_version_1_is_upgraded_in_place(tmp_path):
+def test_a_store_of_schema_version_1_is_upgraded_in_place_to_version_3(tmp_path):
     url = f"sqlite:///{tmp_path / 'old.db'}"
     with open_store(url) as s, s.engine.begin() as conn:  # make it look like version 1
         conn.exec_driver_sql("DROP TABLE positions")
         conn.exec_driver_sql("ALTER TABLE equity DROP COLUMN benchmark")
         conn.exec_driver_sql("ALTER TABLE runs DROP COLUMN config_path")
+        conn.exec_driver_sql("DROP INDEX ix_fills_order_id")  # version 3's indexes
+        conn.exec_driver_sql("DROP INDEX ix_orders_status_client")
         conn.exec_driver_sql("INSERT INTO runs (id, kind, status, started_at) "
                              "VALUES ('r1', 'backtest', 'completed', '2024-01-01')")
         conn.execute(sa.update(meta_table).values(value="1"))
@@ -199,9 +201,12 @@ def test_a_store_of_schema_version_1_is_upgraded_in_place(tmp_path):
         assert "positions" in inspector.get_table_names()
         assert "benchmark" in {c["name"] for c in inspector.get_columns("equity")}
         assert get_run(s, "r1").config_path is None  # old rows stay
+        assert {"ix_fills_order_id"} == {i["name"] for i in inspector.get_indexes("fills")} - {
+            i["name"] for i in inspector.get_indexes("fills") if "run_id" in i["column_names"]}
+        assert "ix_orders_status_client" in {i["name"] for i in inspector.get_indexes("orders")}
         with s.engine.connect() as conn:
             assert conn.execute(sa.select(meta_table.c.value)).scalar_one() == \
-                str(SCHEMA_VERSION) == "2"
+                str(SCHEMA_VERSION) == "3"
 
 
 # ---------------------------------------------------------------------- the page

@@ -132,6 +132,22 @@ def test_a_policy_refuses_data_it_was_not_trained_for(trained, changes, message)
     assert str(result.path) in str(err.value)
 
 
+def test_the_policy_acts_on_the_torch_threads_it_is_given(trained):
+    import torch
+
+    tmp, _, _, result = trained
+    before = torch.get_num_threads()
+    try:
+        for threads, expected in ((2, 2), (0, 2), (1, 1)):  # 0 leaves torch's setting
+            config = agent(tmp, strategy={"model": str(result.path), "threads": threads})
+            rlbridge.backtest(config, pm=PM, record=False)
+            assert torch.get_num_threads() == expected
+        with pytest.raises(ConfigError, match="threads.*must be 0 .* or more, got -1"):
+            agent(tmp, strategy={"model": str(result.path), "threads": -1})
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_checkpoints_and_resume_reach_the_total_budget(tmp_path):
     config = agent(tmp_path, train={"timesteps": 256, "checkpoint_every": 128})
     first = train(config, PM, record=False)

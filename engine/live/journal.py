@@ -59,13 +59,23 @@ def deployment_id(config: Config, broker: str) -> str:
 
 def client_order_id(deployment: str, bar: Any, symbol: str) -> str:
     """``rlb-<deployment>-<YYYYmmddHHMM>-<symbol>``, at most 48 characters (Alpaca's limit)."""
+    return id_prefix(deployment, bar) + id_symbol(symbol)
+
+
+def id_prefix(deployment: str, bar: Any) -> str:
+    """``rlb-<deployment>-<YYYYmmddHHMM>-``: what every client order id of one decision starts
+    with (a decision's orders take it once, then add :func:`id_symbol`)."""
     import pandas as pd
 
     stamp = pd.Timestamp(bar)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC")
-    clean = re.sub(r"[^A-Za-z0-9.]", "", symbol)[:18]
-    return f"rlb-{deployment}-{stamp:%Y%m%d%H%M}-{clean}"
+    return f"rlb-{deployment}-{stamp:%Y%m%d%H%M}-"
+
+
+def id_symbol(symbol: str) -> str:
+    """A symbol as it ends a client order id: letters, digits and dots, at most 18."""
+    return re.sub(r"[^A-Za-z0-9.]", "", symbol)[:18]
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,20 @@ class Journal:
         self.run_id = run_id
         self.deployment = deployment
         self._prefix = f"rlb-{deployment}-"
+        o = orders_table.c
+        # SQLite compares ids byte by byte, and they sort by deployment then bar: the
+        # deployment's orders (of a bar) are a range of the unique index; other databases'
+        # collations vary, so they match a prefix
+        self._by_range = store.engine.dialect.name == "sqlite"
+        self._mine: list[Any] = (
+            [o.client_order_id >= sa.bindparam("lo"), o.client_order_id < sa.bindparam("hi")]
+            if self._by_range else [o.client_order_id.like(sa.bindparam("pattern"), escape="/")])
+        self._any = sa.select(o.id).where(*self._mine).limit(1)
+        self._statements: dict[tuple[bool, bool, bool], sa.Select[Any]] = {}
+        # one multi-row INSERT ... RETURNING: rows come back in any order, matched by client id
+        # (asking SQLAlchemy for the parameters' order has it insert row by row on SQLite)
+        self._insert = orders_table.insert().returning(o.client_order_id, o.id)
+        self._update = orders_table.update().where(o.id == sa.bindparam("row"))
 
     # ------------------------------------------------------------------ reading
     def entries(self, *, bar: Any = None, states: Iterable[str] | None = None,
@@ -117,47 +141,56 @@ class Journal:
         order ``ids``), oldest first."""
         from ..runs._base import _index_from_ns, _stamp_ns
 
-        o, f = orders_table.c, fills_table.c
-        mine = self._owned(bar)
-        stmt = (sa.select(o.id, o.run_id, o.client_order_id, o.symbol, o.quantity, o.kind, o.ts,
-                          o.status, o.broker_order_id)
-                .where(*mine).order_by(o.id))
+        params: dict[str, Any] = dict(self._owned(bar))
         if bar is not None:
-            stmt = stmt.where(o.ts == _stamp_ns(bar))
+            params["ts"] = _stamp_ns(bar)
         if states is not None:
-            stmt = stmt.where(o.status.in_(list(states)))
+            params["states"] = list(states)
         if ids is not None:
-            stmt = stmt.where(o.client_order_id.in_(list(ids)))
-        sums = (sa.select(f.order_id, sa.func.sum(f.quantity), sa.func.sum(f.quantity * f.price),
-                          sa.func.sum(f.commission)).group_by(f.order_id))
+            params["ids"] = list(ids)
+        stmt = self._select(bar is not None, states is not None, ids is not None)
         with self.store.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-            if bar is None and states is None and ids is None:  # every order: one pass
-                filled = conn.execute(sums).all()
-            else:  # the fills of these orders only; a pending one never reached a broker
-                sent = [r.id for r in rows if r.status != "pending"]
-                filled = [r for chunk in _chunks(sent)
-                          for r in conn.execute(sums.where(f.order_id.in_(chunk))).all()]
-        done = {order: (q, cost, commission) for order, q, cost, commission in filled}
+            rows = conn.execute(stmt, params).all()
         bars = _index_from_ns([r.ts for r in rows])  # one conversion, not one per row
-        return [self._entry(r, bars[i], done.get(r.id)) for i, r in enumerate(rows)]
+        return [self._entry(r, bars[i]) for i, r in enumerate(rows)]
 
     def decided(self, bar: Any) -> bool:
         """Whether the journal holds any order decided on ``bar`` (one indexed lookup)."""
-        o = orders_table.c
         with self.store.engine.connect() as conn:
-            return conn.execute(sa.select(o.id).where(*self._owned(bar)).limit(1)).first() \
-                is not None
+            return conn.execute(self._any, self._owned(bar)).first() is not None
 
-    def _owned(self, bar: Any = None) -> list[Any]:
-        """The conditions that select the deployment's orders (of one decision ``bar``)."""
-        o = orders_table.c
+    def _select(self, by_bar: bool, by_state: bool, by_id: bool) -> sa.Select[Any]:
+        """The statement of :meth:`entries` for these filters, built once per journal: a live
+        decision reads the journal several times, and building a statement costs several
+        times what SQLite takes to run it."""
+        key = (by_bar, by_state, by_id)
+        stmt = self._statements.get(key)
+        if stmt is None:
+            o, f = orders_table.c, fills_table.c
+            # the orders, each with the sums of its fills (scalar subqueries on the fills'
+            # order index), found through the index on client ids (and states): a join with a
+            # GROUP BY would have SQLite walk every order ever journaled instead
+            sums = [sa.select(sa.func.sum(value)).where(f.order_id == o.id).scalar_subquery()
+                    for value in (f.quantity, f.quantity * f.price, f.commission)]
+            stmt = (sa.select(o.id, o.run_id, o.client_order_id, o.symbol, o.quantity, o.kind,
+                              o.ts, o.status, o.broker_order_id, *sums)
+                    .where(*self._mine).order_by(o.id))
+            if by_bar:
+                stmt = stmt.where(o.ts == sa.bindparam("ts"))
+            if by_state:
+                stmt = stmt.where(o.status.in_(sa.bindparam("states", expanding=True)))
+            if by_id:
+                stmt = stmt.where(o.client_order_id.in_(sa.bindparam("ids", expanding=True)))
+            self._statements[key] = stmt
+        return stmt
+
+    def _owned(self, bar: Any = None) -> dict[str, str]:
+        """The parameters of ``self._mine``: the deployment's orders (of one decision ``bar``)."""
         prefix = self._prefix if bar is None else client_order_id(self.deployment, bar, "")
-        if self.store.engine.dialect.name == "sqlite":
-            # ids sort by bytes, by deployment then bar: a range of the unique index, not a
-            # scan of every order ever journaled
-            return [o.client_order_id >= prefix, o.client_order_id < prefix[:-1] + "."]
-        return [o.client_order_id.startswith(prefix, autoescape=True)]  # collations vary
+        if self._by_range:
+            return {"lo": prefix, "hi": prefix[:-1] + "."}
+        escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        return {"pattern": escaped + "%"}
 
     def get(self, client_order_id: str) -> Entry | None:
         """The entry with this client order id."""
@@ -165,11 +198,10 @@ class Journal:
         return found[0] if found else None
 
     @staticmethod
-    def _entry(row: Any, bar: pd.Timestamp, filled: tuple[Any, Any, Any] | None) -> Entry:
-        q, cost, commission = filled or (0.0, 0.0, 0.0)
-        return Entry(row.id, row.run_id, row.client_order_id, row.symbol, float(row.quantity),
-                     row.kind, bar, row.status, row.broker_order_id, float(q or 0.0),
-                     float(cost or 0.0), float(commission or 0.0))
+    def _entry(row: Any, bar: pd.Timestamp) -> Entry:
+        order, run, client, symbol, quantity, kind, _, status, broker, q, cost, commission = row
+        return Entry(order, run, client, symbol, float(quantity), kind, bar, status, broker,
+                     float(q or 0.0), float(cost or 0.0), float(commission or 0.0))
 
     # ------------------------------------------------------------------ writing
     def intend(self, orders: Sequence[Order], status: str = "pending") -> list[Entry]:
@@ -197,11 +229,9 @@ class Journal:
                          "limit_price": order.limit_price, "status": status})
         # the hot path of a live decision: one insert, the store's unique client order id
         # refusing a second intent for the same deployment, bar and symbol
-        o = orders_table.c
         try:
             with self.store.transaction() as conn:
-                made = conn.execute(orders_table.insert().returning(
-                    o.id, o.client_order_id, sort_by_parameter_order=True), rows).all()
+                made = conn.execute(self._insert, rows).all()
         except sa.exc.IntegrityError:
             taken = [e.client_order_id for e in self.entries(ids=ids)]
             raise StoreError(f"client order id {taken[0] if taken else ids[0]!r} is already "
@@ -209,7 +239,8 @@ class Journal:
         from ..runs._base import _index_from_ns
 
         bars = _index_from_ns([_stamp_ns(o.created) for o in orders])  # as entries() reads them
-        return [Entry(int(made[i][0]), self.run_id, str(order.client_order_id), order.symbol,
+        made_ids: dict[str, int] = {str(cid): int(row) for cid, row in made}
+        return [Entry(made_ids[ids[i]], self.run_id, ids[i], order.symbol,
                       float(order.quantity), order.kind, bars[i], status, None)
                 for i, order in enumerate(orders)]
 
@@ -240,8 +271,40 @@ class Journal:
         one commit instead of one per order)."""
         from ..runs._base import _stamp_ns
 
+        fills = self.fills_from(updates, when)
+        if not updates:
+            return fills
+        new_fills = [{"run_id": self.run_id, "order_id": entry.row, "ts": _stamp_ns(fill.time),
+                      "symbol": fill.symbol, "quantity": float(fill.quantity),
+                      "price": float(fill.price), "commission": float(fill.commission)}
+                     for (entry, _), fill in zip(updates, fills, strict=True) if fill is not None]
+        states: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one statement per key set
+        for entry, seen in updates:
+            values: dict[str, Any] = {"status": seen.status,
+                                      "broker_order_id": seen.broker_order_id}
+            if seen.reason:
+                values["reason"] = seen.reason
+            states.setdefault(tuple(sorted(values)), []).append({"row": entry.row, **values})
+        with self.store.transaction() as conn:  # executemany: a cycle's 30 orders cost 2 calls
+            if new_fills:
+                conn.execute(fills_table.insert(), new_fills)
+            for params in states.values():
+                conn.execute(self._update, params)
+        return fills
+
+    @staticmethod
+    def fills_from(updates: Sequence[tuple[Entry, BrokerOrder]], when: Any) -> list[Fill | None]:
+        """The fill each broker view adds to its entry (None where nothing more filled),
+        without writing anything: what :meth:`apply_all` records for the same views.
+
+        The new fill is the difference between what the broker says is filled (quantity,
+        average price, commission) and what the entry holds; ``when`` stamps a fill the broker
+        gives no time for.
+
+        Raises:
+            StoreError: the broker reports a filled quantity without a price.
+        """
         fills: list[Fill | None] = []
-        rows: list[tuple[Entry, Fill | None, dict[str, Any]]] = []
         for entry, seen in updates:
             fill = None
             more = seen.filled_quantity - entry.filled
@@ -254,27 +317,7 @@ class Journal:
                 fill = Fill(entry.symbol, more, price, seen.commission - entry.commission,
                             seen.filled_at if seen.filled_at is not None else when,
                             order_id=entry.client_order_id)
-            values: dict[str, Any] = {"status": seen.status,
-                                      "broker_order_id": seen.broker_order_id}
-            if seen.reason:
-                values["reason"] = seen.reason
             fills.append(fill)
-            rows.append((entry, fill, values))
-        if not rows:
-            return fills
-        new_fills = [{"run_id": self.run_id, "order_id": entry.row, "ts": _stamp_ns(fill.time),
-                      "symbol": fill.symbol, "quantity": float(fill.quantity),
-                      "price": float(fill.price), "commission": float(fill.commission)}
-                     for entry, fill, _ in rows if fill is not None]
-        states: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # one statement per key set
-        for entry, _, values in rows:
-            states.setdefault(tuple(sorted(values)), []).append({"row": entry.row, **values})
-        with self.store.transaction() as conn:  # executemany: a cycle's 30 orders cost 2 calls
-            if new_fills:
-                conn.execute(fills_table.insert(), new_fills)
-            for params in states.values():
-                conn.execute(orders_table.update().where(
-                    orders_table.c.id == sa.bindparam("row")), params)
         return fills
 
     def positions(self) -> dict[str, float]:
@@ -288,11 +331,6 @@ class Journal:
     def cash_spent(self) -> float:
         """Cash the journal's fills moved out of the account (costs included)."""
         return sum(e.cost + e.commission for e in self.entries())
-
-
-def _chunks(items: list[int], size: int = 500) -> list[list[int]]:
-    """``items`` in lists of at most ``size`` (SQLite caps the parameters of a statement)."""
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def is_final(status: str) -> bool:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,7 +32,7 @@ import numpy as np
 from ..context import EngineContext, RunSpec
 from ..errors import BrokerError, ConfigError, DuplicateOrderError, TransientBrokerError
 from .clock import Decision
-from .journal import DRY_RUN, EXPIRED, Entry, Journal, client_order_id, deployment_id
+from .journal import DRY_RUN, EXPIRED, Entry, Journal, deployment_id, id_prefix, id_symbol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,13 +55,21 @@ class Session:
 
 
 class LiveContext(EngineContext):
-    """The strategy API on the broker's positions and cash at the decision bar."""
+    """The strategy API on the broker's positions and cash at the decision bar.
 
-    def __init__(self, spec: RunSpec, t: int, holdings: np.ndarray, cash: float) -> None:
+    Features are computed on demand for the rows a strategy reads
+    (:meth:`~rlbridge.features.FeaturePipeline.compute_tail`), bit for bit what a backtest
+    computes over the whole history, at a cost that does not grow with the history.
+    """
+
+    def __init__(self, spec: RunSpec, t: int, holdings: np.ndarray, cash: float,
+                 pipeline: Any = None) -> None:
         super().__init__(spec)
         self.t = t
         self._holdings = holdings
         self._cash = float(cash)
+        self._pipeline = pipeline
+        self._features: dict[int, np.ndarray] = {}
 
     @property
     def cash(self) -> float:
@@ -69,6 +77,19 @@ class LiveContext(EngineContext):
 
     def holdings(self) -> np.ndarray:
         return self._holdings
+
+    def features(self, n: int) -> np.ndarray:
+        """``[n, N, F]`` raw features up to and including the decision bar."""
+        if self._pipeline is None:
+            return super().features(n)
+        rows = max(0, min(int(n), self.t + 1))
+        if rows not in self._features:
+            bars = self.spec.bars
+            if len(bars) > self.t + 1:  # a replay: the panel goes on past the decision bar
+                bars = type(bars)._checked_already(bars.index[:self.t + 1], bars.symbols,
+                                                   bars.values[:self.t + 1])
+            self._features[rows] = self._pipeline.compute_tail(bars, rows)
+        return self._features[rows]
 
     def _send(self, order: Order, asset: int) -> None:
         """Orders are collected (``self.orders``); the runner journals and sends them."""
@@ -195,37 +216,48 @@ class LiveRunner:
         """Reconcile, decide on ``decision.t``, journal, send and follow (see the module)."""
         assert self._session is not None and self.journal is not None
         bars = self._session.bars
-        fills, expired = self.reconcile(decision.bar)
+        when = self.now()
+        # the previous orders are looked up first (the strategy hears of their fills before
+        # it decides, as in a backtest), but their fills are written with the bar's sends, in
+        # one transaction after them: the orders go out sooner.  A crash before that write
+        # loses nothing: the next look finds the same fills again
+        found, expired = self._look(decision.bar)
+        fills = [f for f in self.journal.fills_from(found, when) if f is not None]
         decided = (self.journal.entries(bar=decision.bar)
                    if self.journal.decided(decision.bar) else [])
         rejections: list[Any] = []
         value = None
-        if not decided:
-            ctx = self._context(decision.t)
-            for fill in fills:
-                assert self.strategy is not None
-                self.strategy.on_fill(ctx, fill)
-            assert self.strategy is not None
-            self.strategy.on_bar(ctx)
-            self._save_risk()
-            value, rejections = ctx.value, ctx.rejections
-            orders = [self._with_id(o, decision) for o in ctx.orders]
-            if self.dry_run:
-                from ..runs import record_orders
-
-                record_orders(self.store, self.run.id, [_anonymous(o) for o in orders],
-                              status=DRY_RUN)
-                return CycleReport(decision.bar, True, [], 0, fills, rejections, expired, value)
-            decided = self.journal.intend(orders)
         sent = 0
         self._sent = []
         try:
+            if not decided:
+                ctx = self._context(decision.t)
+                assert self.strategy is not None
+                for fill in fills:
+                    self.strategy.on_fill(ctx, fill)
+                self.strategy.on_bar(ctx)
+                self._save_risk()
+                value, rejections = ctx.value, ctx.rejections
+                prefix = id_prefix(self.deployment, decision.bar)
+                orders = [replace(o, kind=decision.order_kind, created=decision.bar,
+                                  client_order_id=prefix + id_symbol(o.symbol))
+                          for o in ctx.orders]
+                if self.dry_run:
+                    from ..runs import record_orders
+
+                    record_orders(self.store, self.run.id, [_anonymous(o) for o in orders],
+                                  status=DRY_RUN)
+                    return CycleReport(decision.bar, True, [], 0, fills, rejections, expired,
+                                       value)
+                decided = self.journal.intend(orders)
+            looked = {entry.client_order_id for entry, _ in found}  # at the broker already
             for entry in decided:
-                if entry.status == "pending":
+                if entry.status == "pending" and entry.client_order_id not in looked:
                     sent += self.send(entry, record=False)
-        finally:  # one commit for the bar's sends; a crash before it leaves them pending,
-            # and a pending entry is looked up by its client id before anything is resent
-            fills += self._record(self._sent)
+        finally:  # one commit for the looks and the bar's sends; a crash before it leaves
+            # the sends pending, and a pending entry is looked up by its client id before
+            # anything is resent
+            fills = self._record(found + self._sent, when)
         if value is not None:  # a record only: written once the orders are out
             self._record_value(bars, decision.t, ctx)
         self._checkpoint()
@@ -237,7 +269,6 @@ class LiveRunner:
         assert self._session is not None
         session = self._session
         bars = session.bars
-        features: np.ndarray | None = None
         names: tuple[str, ...] = ()
         config = self.config
         if config.features is not None and config.features.transforms:
@@ -246,21 +277,20 @@ class LiveRunner:
 
                 self._pipeline = FeaturePipeline.from_config(config.features, self.pm,
                                                              path=config.path)
-            pipeline = self._pipeline
-            features, names = pipeline.compute(bars), pipeline.feature_names
+            names = self._pipeline.feature_names
         from ..risk import order_check
 
         check_order = order_check(self.pm, config.risk)
         assert config.strategy is not None
         spec = RunSpec(bars=bars, start=min(self.origin, t), end=t, cash=1.0,
-                       cost_model=session.cost_model, features=features,
-                       feature_names=tuple(names), params=config.strategy.params,
+                       cost_model=session.cost_model, feature_names=tuple(names),
+                       params=config.strategy.params,
                        feature_window=config.features.window if config.features else None,
                        check_order=check_order)
         held = self.broker.positions()
         unknown = sorted(set(held) - set(bars.symbols))
         holdings = np.array([float(held.get(s, 0.0)) for s in bars.symbols])
-        ctx = LiveContext(spec, t, holdings, self.broker.account().cash)
+        ctx = LiveContext(spec, t, holdings, self.broker.account().cash, self._pipeline)
         ctx.foreign_positions = {s: held[s] for s in unknown}  # type: ignore[attr-defined]
         if self._ctx is None:
             assert self.strategy is not None
@@ -292,13 +322,6 @@ class LiveRunner:
         """The kill switch's halt (time, reason) when it has stopped this deployment."""
         return getattr(self.strategy, "halted", None)
 
-    def _with_id(self, order: Order, decision: Decision) -> Order:
-        from dataclasses import replace
-
-        return replace(order, kind=decision.order_kind, created=decision.bar,
-                       client_order_id=client_order_id(self.deployment, decision.bar,
-                                                       order.symbol))
-
     def _checkpoint(self) -> None:
         """Fold SQLite's write-ahead log back now, once the orders are out, so that the
         automatic checkpoint never lands inside the next decision's journal commit."""
@@ -319,6 +342,11 @@ class LiveRunner:
         Returns:
             ``(new fills, client ids expired)``.
         """
+        found, expired = self._look(current_bar)
+        return self._record(found), expired
+
+    def _look(self, current_bar: Any = None) -> tuple[list[tuple[Entry, BrokerOrder]], list[str]]:
+        """The broker's view of every open entry; stale unsent intents expire."""
         assert self.journal is not None
         expired, found = [], []
         for entry in self.journal.entries(states=("pending", "new", "partially_filled")):
@@ -330,13 +358,14 @@ class LiveRunner:
                     expired.append(entry.client_order_id)
                 continue
             found.append((entry, seen))
-        return self._record(found), expired
+        return found, expired
 
-    def _record(self, updates: list[tuple[Entry, BrokerOrder]]) -> list[Fill]:
+    def _record(self, updates: list[tuple[Entry, BrokerOrder]], when: Any = None) -> list[Fill]:
         """Journal the broker's views in one transaction (one commit per look at the
         orders, not one per order); observers hear of the new fills."""
         assert self.journal is not None
-        fills = [f for f in self.journal.apply_all(updates, self.now()) if f is not None]
+        fills = [f for f in self.journal.apply_all(updates, self.now() if when is None else when)
+                 if f is not None]
         for fill in fills:
             self.pm.hook.after_fill(run=self.run, fill=fill)
         return fills
@@ -412,6 +441,4 @@ class LiveRunner:
 
 
 def _anonymous(order: Order) -> Order:
-    from dataclasses import replace
-
     return replace(order, client_order_id=None)

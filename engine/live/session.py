@@ -77,7 +77,7 @@ def live(
     """
     import pandas as pd
 
-    from ..data import load_bars
+    from .bars import LiveBars
 
     if pm is None:
         from ..manager import make_plugin_manager
@@ -93,10 +93,15 @@ def live(
     # a broker with a market clock (Alpaca's) decides the time: local clock drift cannot
     # push a market-on-open order past the open
     clock = now or getattr(instance, "market_time", None) or (lambda: pd.Timestamp.now(tz="UTC"))
-    bars = load_bars(config, pm, store_url=store.full_url)
-    runner = LiveRunner(config, instance, name, store, pm, dry_run=dry_run,
-                        live_money=live_money, now=clock, follow_seconds=follow_seconds,
-                        sleep=sleep, origin=_origin(config, bars))
+    source = LiveBars(config, pm, store_url=store.full_url)
+    try:
+        bars = source.load()
+        runner = LiveRunner(config, instance, name, store, pm, dry_run=dry_run,
+                            live_money=live_money, now=clock, follow_seconds=follow_seconds,
+                            sleep=sleep, origin=_origin(config, bars))
+    except BaseException:
+        source.close()
+        raise
     if reset_halt:
         from .riskstate import clear_halt
 
@@ -140,14 +145,17 @@ def live(
                     wait(60.0)
                 else:
                     sleep(60.0)
-                bars = load_bars(config, pm, store_url=store.full_url)
-                runner.update_bars(bars)
+                if source.refresh():  # only the bars from the last one held on are read
+                    bars = source.bars
+                    runner.update_bars(bars)
     except KeyboardInterrupt:  # Ctrl-C stops a live loop: a normal end, not a failure
         runner.close()
         return reports
     except BaseException as exc:
         runner.close(exc)
         raise
+    finally:
+        source.close()
     runner.close()
     return reports
 

@@ -50,15 +50,20 @@ def pick_windows(window: int | None, windows: tuple[int, ...] | None,
 
 
 class Transform:
-    """Base of the built-in transforms: ``name``, ``lookback``, ``feature_names``, ``config``.
+    """Base of the built-in transforms: ``name``, ``lookback``, ``memory``, ``feature_names``.
 
     Subclasses set the class attribute ``name`` and a nested frozen ``Config`` dataclass, fill
-    ``lookback`` and ``_names`` in ``__init__`` and implement :meth:`compute`.
+    ``lookback`` and ``_names`` in ``__init__`` and implement :meth:`compute`.  A transform
+    whose value at row t reads bars ``t - k .. t`` only, computed by the same operations
+    wherever the bars start, sets ``memory = k``; the default None says the value depends on
+    every earlier bar (an exponential average), and
+    :meth:`~rlbridge.features.FeaturePipeline.compute_tail` then computes it on all the bars.
     """
 
     name: ClassVar[str]
     Config: ClassVar[type]
     lookback: int
+    memory: int | None = None
     _names: tuple[str, ...]
 
     def __init__(self, config: Any = None) -> None:

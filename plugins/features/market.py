@@ -1,9 +1,12 @@
 """Market-level features: ``market_volatility``, ``market_sharpe``, ``market_sma_ratio``.
 
 The market is the equal-weighted portfolio of the run's assets, rebalanced every bar: its log
-return is the mean across assets of their log close returns, and its level starts at 1 and
-grows by those returns (``exp`` of their cumulative sum).  Each feature is the per-asset one
-computed on the market and broadcast, so every asset sees the same value at a bar.
+return is the mean across assets of their log close returns, and its level grows by those
+returns.  Each feature is the per-asset one computed on the market and broadcast, so every
+asset sees the same value at a bar, and reads the same bars (``memory``): ``window`` bars
+before t for volatility and Sharpe, ``window - 1`` for the SMA ratio, whose windows hold the
+levels relative to the last one (:func:`rlbridge.features.level_sma_ratio`) rather than a
+level accumulated from the first bar.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from rlbridge.plugins.features.rolling import (
     SmaRatio,
     Volatility,
     sharpe,
-    sma_ratio,
     volatility,
 )
 
@@ -32,16 +34,6 @@ def market_returns(bars: Bars) -> np.ndarray:
     from rlbridge.features import bar_log_returns
 
     return bar_log_returns(bars).mean(axis=1, keepdims=True)
-
-
-def market_level(bars: Bars) -> np.ndarray:
-    """``[T, 1]``: the equal-weighted market's level, 1 at the first bar."""
-    import numpy as np
-
-    returns = market_returns(bars)
-    logs = np.zeros(returns.shape)
-    np.cumsum(returns[1:], axis=0, out=logs[1:])
-    return np.exp(logs)
 
 
 class MarketVolatility(Volatility):
@@ -70,8 +62,11 @@ class MarketSmaRatio(SmaRatio):
     name = "market_sma_ratio"
 
     def compute(self, bars: Bars) -> np.ndarray:
-        level = market_level(bars)
-        return stack([sma_ratio(level, w) for w in self.config.windows], len(bars.symbols))
+        from rlbridge.features import level_sma_ratio
+
+        returns = market_returns(bars)
+        return stack([level_sma_ratio(returns, w) for w in self.config.windows],
+                     len(bars.symbols))
 
 
 @hookimpl

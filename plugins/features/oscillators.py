@@ -1,7 +1,8 @@
 """Oscillators of the close: ``rsi`` (Wilder) and ``macd`` (exponential moving averages).
 
 Both are scale-free, so one network input range serves every asset: RSI is rescaled to
-[-1, 1] and the MACD lines are divided by the close.
+[-1, 1] and the MACD lines are divided by the close.  Both are recursive averages, so a value
+depends on every earlier bar: ``memory`` is None.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Rsi(Transform):
     """
 
     name = "rsi"
+    memory = None  # Wilder's average starts at the first bar
 
     @dataclass(frozen=True)
     class Config:
@@ -75,6 +77,7 @@ class Macd(Transform):
     """
 
     name = "macd"
+    memory = None  # exponential averages start at the first bar
 
     @dataclass(frozen=True)
     class Config:

@@ -1,6 +1,6 @@
 """One-bar changes: ``log_return`` of the prices and ``volume_change``.
 
-Both read bars t-1 and t (lookback 1): row 0 is NaN.
+Both read bars t-1 and t only (lookback and memory 1): row 0 is NaN.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class LogReturn(Transform):
 
     def __init__(self, config: LogReturn.Config | None = None) -> None:
         super().__init__(config)
-        self.lookback = 1
+        self.lookback = self.memory = 1
         self._names = tuple(f"log_return_{f}" for f in self.config.fields)
 
     def compute(self, bars: Bars) -> np.ndarray:
@@ -70,7 +70,7 @@ class VolumeChange(Transform):
 
     def __init__(self, config: VolumeChange.Config | None = None) -> None:
         super().__init__(config)
-        self.lookback = 1
+        self.lookback = self.memory = 1
         self._names = ("volume_change",)
 
     def compute(self, bars: Bars) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Rolling-window features of each asset: ``volatility``, ``sharpe`` and ``sma_ratio``.
 
-Returns are log close returns, ``log c[t] - log c[t-1]``.  Windows are computed from prefix
-sums, so a window of 200 costs what a window of 5 does.
+Returns are log close returns, ``log c[t] - log c[t-1]``.  Each window is summed by a fixed
+pairwise tree of its own rows (:func:`rlbridge.features.rolling_sum`), so a value reads its
+window only, to the bit, and ``memory`` is what the window spans: ``window`` bars before t for
+the returns features (``window`` returns need ``window + 1`` closes), ``window - 1`` for
+``sma_ratio``.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class Volatility(Transform):
 
     def __init__(self, config: Volatility.Config | None = None) -> None:
         super().__init__(config)
-        self.lookback = self.config.window
+        self.lookback = self.memory = self.config.window
         self._names = (f"{self.name}_{self.config.window}",)
 
     def compute(self, bars: Bars) -> np.ndarray:
@@ -113,7 +116,7 @@ class Sharpe(Transform):
 
     def __init__(self, config: Sharpe.Config | None = None) -> None:
         super().__init__(config)
-        self.lookback = self.config.window
+        self.lookback = self.memory = self.config.window
         self._names = (f"{self.name}_{self.config.window}",)
 
     def compute(self, bars: Bars) -> np.ndarray:
@@ -148,7 +151,7 @@ class SmaRatio(Transform):
     def __init__(self, config: SmaRatio.Config | None = None) -> None:
         super().__init__(config)
         windows = self.config.windows
-        self.lookback = max(windows) - 1
+        self.lookback = self.memory = max(windows) - 1
         self._names = tuple(f"{self.name}_{w}" for w in windows)
 
     def compute(self, bars: Bars) -> np.ndarray:

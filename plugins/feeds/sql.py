@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 from rlbridge.data import AlignOptions
 from rlbridge.errors import DataError
 from rlbridge.hookspecs import hookimpl
+from rlbridge.interfaces import Bars
 
 if TYPE_CHECKING:
-    from rlbridge.interfaces import Bars
     from rlbridge.store import Store
 
 
@@ -104,6 +104,44 @@ class SqlFeed:
                 source=store.url,
             )
         return align(frames, self.config, source=store.url)
+
+    def load_since(self, symbols: Sequence[str], start: object) -> Bars | None:
+        """The bars of ``symbols`` from ``start`` on, when they need no alignment; else None.
+
+        What a live loop reads after each new bar (:class:`rlbridge.live.bars.LiveBars`): a
+        few rows, read with one prepared statement.  They need no alignment when every symbol
+        has a bar at every timestamp read and, for daily bars filled against a calendar, the
+        timestamps are consecutive sessions; then the panel is what :meth:`load` would give.
+        Otherwise (a symbol's bar not stored yet, a missing session) this returns None and
+        :meth:`load` aligns them.
+        """
+        import numpy as np
+        import pandas as pd
+
+        from rlbridge.data import sessions
+
+        table = self._open().read_recent(symbols, start, interval=self.config.interval)
+        stamps = np.unique(table["ts"])
+        if not len(stamps) or len(table) != len(stamps) * len(symbols):
+            return None
+        rows = len(stamps)
+        if not (table["ts"].reshape(-1, rows) == stamps).all():
+            return None  # as many rows as a full panel, but not at the same timestamps
+        stored = list(table["symbol"][::rows])  # sorted by the query
+        if sorted(symbols) != stored:
+            return None
+        fields = np.stack([table[f] for f in ("open", "high", "low", "close", "volume")], axis=1)
+        by_symbol = fields.reshape(len(symbols), rows, -1)
+        order = [stored.index(s) for s in symbols]
+        values = by_symbol[order].transpose(1, 0, 2)
+        daily = self.config.interval == "1d"
+        index = pd.DatetimeIndex(stamps.view("datetime64[ns]"))
+        if not daily:
+            index = index.tz_localize("UTC")
+        elif self.config.align == "ffill" and self.config.calendar is not None and \
+                not sessions(self.config.calendar, index[0], index[-1]).equals(index):
+            return None  # a session without bars: load fills it
+        return Bars(index, tuple(symbols), values)
 
     def symbols(self) -> list[str]:
         """The symbols the store holds at this feed's interval."""
