@@ -61,6 +61,7 @@ ENV_VAR = "RLBRIDGE_DB"
 
 _DAY_NS = 86_400 * 10**9
 _CHUNK = 10_000  # rows per executemany call: the progress callback's granularity
+_ANALYSE_EVERY = 1_000  # bars written (by this process) between two updates of the statistics
 
 
 # ---------------------------------------------------------------------- URLs
@@ -152,6 +153,7 @@ class Store:
         self.url = mask_url(url)
         self._raw_url = url
         self._local = threading.local()
+        self._unanalysed = _ANALYSE_EVERY  # the first write updates the statistics
 
     @property
     def full_url(self) -> str:
@@ -228,11 +230,14 @@ class Store:
             if batch.symbols:
                 conn.execute(ingests_table.insert().values(
                     feed=feed, source=source, symbols=batch.symbols, rows=batch.rows))
-                if conn.dialect.name == "sqlite":
+                self._unanalysed += batch.rows
+                if conn.dialect.name == "sqlite" and self._unanalysed >= _ANALYSE_EVERY:
                     # sampled statistics (a few ms) let SQLite list a table's symbols by
-                    # skipping through the key instead of scanning every bar
+                    # skipping through the key instead of scanning every bar; a live stream's
+                    # bar at a time changes them too little to pay for it at each bar
                     conn.exec_driver_sql("PRAGMA analysis_limit=400")
                     conn.exec_driver_sql("ANALYZE bars")
+                    self._unanalysed = 0
 
     # ------------------------------------------------------------------ bars
     def write_bars(

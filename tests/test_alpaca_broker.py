@@ -364,6 +364,20 @@ def test_wait_for_update_wakes_on_a_trade_update(market):
     assert not updates._thread.is_alive()  # the stream's thread ends with the broker
 
 
+def test_proxies_and_ca_bundle_are_read_from_the_environment_once(market, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/rlbridge-test.pem")
+    remote = AlpacaBroker(AlpacaConfig())  # Alpaca's paper endpoint: through the proxy
+    session = remote.client._session
+    assert session.proxies.get("https") == "http://proxy.invalid:3128"
+    assert session.verify == "/etc/ssl/certs/rlbridge-test.pem"
+    assert session.trust_env is False  # nothing is read again at each request
+    local = AlpacaBroker(AlpacaConfig(trading_url=market.trading_url))  # NO_PROXY applies
+    assert "http" not in local.client._session.proxies
+    assert local.account().cash == market.cash  # and the request goes straight there
+
+
 def test_keys_come_from_the_environment_only(monkeypatch):
     monkeypatch.setenv("APCA_API_KEY_ID", "visible-key-id-1234")
     monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)

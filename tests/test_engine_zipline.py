@@ -405,6 +405,24 @@ def test_the_bundle_is_made_once_per_bars_and_reused(bars, tmp_path, monkeypatch
         [first.bundle.name, third.bundle.name])
 
 
+def test_only_the_most_recently_used_bundles_are_kept(bars, tmp_path):
+    def run(start, end):
+        part = bars.between(start, end)
+        engine = ZiplineEngine(ZiplineEngine.Config(root=tmp_path, keep_bundles=2))
+        engine.run(TwoDownDays(), part, spec_for(part, end=end))
+        return engine.bundle
+
+    first = run("2019-01-02", "2019-02-28")
+    second = run("2019-01-02", "2019-03-29")
+    os.utime(first / "bundle.json", (1_000, 1_000))  # made long ago...
+    os.utime(second / "bundle.json", (2_000, 2_000))
+    assert run("2019-01-02", "2019-02-28") == first  # ...but used again now
+    third = run("2019-01-02", "2019-04-30")  # a third bundle: the least recently used goes
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.name, third.name])
+    with pytest.raises(ConfigError, match="keep_bundles.*must be at least 1"):
+        ZiplineEngine.Config(keep_bundles=0)
+
+
 def test_an_ingest_that_fails_leaves_no_bundle_behind(bars, tmp_path, monkeypatch):
     from zipline.data.adjustments import SQLiteAdjustmentWriter
 

@@ -155,18 +155,18 @@ def test_a_transform_without_memory_is_computed_on_every_bar():
     assert [b is bars for b in recorder.seen] == [True]
 
 
-def test_finite_memory_slices_the_bars_and_shares_them():
+def test_finite_transforms_share_one_panel_as_long_as_the_longest_needs():
     bars = walk(120, seed=4)
     three, other, long = Recorder("a", 3), Recorder("b", 3), Recorder("c", 2, lookback=6)
-    pipeline = FeaturePipeline([three, other, long, Recorder("d", 500)])
+    pipeline = FeaturePipeline([three, other, long])
     out = pipeline.compute_tail(bars, 10)
-    assert [len(b) for b in three.seen] == [13]
-    assert three.seen[0].index[0] == bars.index[107]
-    assert other.seen[0] is three.seen[0]  # one panel per first row
-    assert [len(b) for b in long.seen] == [16]  # a lookback longer than the memory
-    assert pipeline.transforms[3].seen[-1] is bars  # more memory than bars: the bars
-    full = pipeline.compute(bars)
-    assert np.array_equal(out, full[-10:]) and np.isfinite(out).all()
+    assert [len(b) for b in three.seen] == [16]  # 10 rows + the longest span (lookback 6)
+    assert three.seen[0].index[0] == bars.index[104]
+    assert other.seen[0] is three.seen[0] is long.seen[0]  # one panel for all
+    assert np.array_equal(out, pipeline.compute(bars)[-10:]) and np.isfinite(out).all()
+    deep = FeaturePipeline([Recorder("e", 3), Recorder("d", 500)])
+    deep.compute_tail(bars, 10)
+    assert all(t.seen[-1] is bars for t in deep.transforms)  # more memory than bars
 
 
 def test_tail_sizes_at_the_edges():

@@ -220,11 +220,14 @@ class Journal:
         ids = [str(o.client_order_id) for o in orders]
         if len(set(ids)) != len(ids):
             raise StoreError(f"a client order id appears twice in one decision: {ids}")
+        stamps: dict[Any, int] = {}  # a decision's orders share their bar: converted once
         rows = []
         for order in orders:
             _finite(order.quantity, f"order {order.client_order_id}: quantity")
+            if order.created not in stamps:
+                stamps[order.created] = _stamp_ns(order.created)
             rows.append({"run_id": self.run_id, "client_order_id": order.client_order_id,
-                         "ts": _stamp_ns(order.created), "symbol": order.symbol,
+                         "ts": stamps[order.created], "symbol": order.symbol,
                          "quantity": float(order.quantity), "kind": order.kind,
                          "limit_price": order.limit_price, "status": status})
         # the hot path of a live decision: one insert, the store's unique client order id
@@ -238,10 +241,12 @@ class Journal:
                              "journaled; nothing was written") from None
         from ..runs._base import _index_from_ns
 
-        bars = _index_from_ns([_stamp_ns(o.created) for o in orders])  # as entries() reads them
+        ns = list(stamps.values())
+        read = dict(zip(ns, _index_from_ns(ns), strict=True))  # as entries() reads them
         made_ids: dict[str, int] = {str(cid): int(row) for cid, row in made}
         return [Entry(made_ids[ids[i]], self.run_id, ids[i], order.symbol,
-                      float(order.quantity), order.kind, bars[i], status, None)
+                      float(order.quantity), order.kind, read[stamps[order.created]], status,
+                      None)
                 for i, order in enumerate(orders)]
 
     def mark(self, client_order_id: str, status: str, *, broker_order_id: str | None = None,

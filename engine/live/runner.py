@@ -22,6 +22,7 @@ every engine; the broker fills.
 
 from __future__ import annotations
 
+import gc
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -168,7 +169,8 @@ class LiveRunner:
 
     # ------------------------------------------------------------------ lifecycle
     def open(self, bars: Bars) -> None:
-        """Record the live run, build the strategy and connect the broker."""
+        """Record the live run, build the strategy, connect the broker and start the
+        strategy on the latest bar."""
         from ..costs import create_cost_model
         from ..runs import start_run
 
@@ -187,6 +189,8 @@ class LiveRunner:
             self.strategy = guard(self.strategy, risk)
         self.pm.hook.before_run(run=self.run)
         self.broker.connect(self._session)
+        if len(bars):  # the strategy starts now (a policy loads), not in the first decision
+            self._context(len(bars) - 1)
 
     def close(self, error: BaseException | None = None) -> None:
         """Stop the strategy and the broker; finish the run (failed with ``error``)."""
@@ -217,20 +221,26 @@ class LiveRunner:
         assert self._session is not None and self.journal is not None
         bars = self._session.bars
         when = self.now()
-        # the previous orders are looked up first (the strategy hears of their fills before
-        # it decides, as in a backtest), but their fills are written with the bar's sends, in
-        # one transaction after them: the orders go out sooner.  A crash before that write
-        # loses nothing: the next look finds the same fills again
-        found, expired = self._look(decision.bar)
-        fills = [f for f in self.journal.fills_from(found, when) if f is not None]
-        decided = (self.journal.entries(bar=decision.bar)
-                   if self.journal.decided(decision.bar) else [])
+        found: list[tuple[Entry, BrokerOrder]] = []
+        fills: list[Fill] = []
+        expired: list[str] = []
         rejections: list[Any] = []
+        decided: list[Entry] = []
         value = None
         sent = 0
         self._sent = []
+        collecting = gc.isenabled()
+        gc.disable()  # no collector pause between the bar and the sends: it runs after them
         try:
-            if not decided:
+            # the previous orders are looked up first (the strategy hears of their fills
+            # before it decides, as in a backtest), but their fills are journaled with the
+            # bar's sends, after them: the orders go out sooner, and a crash before that
+            # write loses nothing (the next look finds the same fills again)
+            found, expired = self._look(decision.bar)
+            fills = [f for f in self.journal.fills_from(found, when) if f is not None]
+            if self.journal.decided(decision.bar):
+                decided = self.journal.entries(bar=decision.bar)
+            else:
                 ctx = self._context(decision.t)
                 assert self.strategy is not None
                 for fill in fills:
@@ -257,6 +267,8 @@ class LiveRunner:
         finally:  # one commit for the looks and the bar's sends; a crash before it leaves
             # the sends pending, and a pending entry is looked up by its client id before
             # anything is resent
+            if collecting:
+                gc.enable()
             fills = self._record(found + self._sent, when)
         if value is not None:  # a record only: written once the orders are out
             self._record_value(bars, decision.t, ctx)

@@ -39,7 +39,8 @@ WHOLE_SHARES = ("the zipline engine trades whole shares only; leave `fractional`
 #: zipline's loggers that are not children of the ``zipline`` logger
 _LOGGERS = ("zipline", "Algorithm", "AlgoWarning", "Blotter", "DataPortal", "Performance",
             "Trade Simulation", "Trading", "TradingControl", "UsEquityPricing", "ZiplineLog",
-            "assets.py", "zipline_logging")
+            "assets.py", "zipline_logging",
+            "alembic", "h5py")  # zipline imports them: their import-time records
 _NOISY_MODULES = r"(zipline|empyrical|exchange_calendars)(\..*)?$"
 
 
@@ -66,17 +67,23 @@ class ZiplineEngine:
                 None: a zero benchmark.
             root: the folder of cached bundles (default: ``RLBRIDGE_ZIPLINE_ROOT``, else
                 ``~/.cache/rlbridge/zipline``).
+            keep_bundles: how many bundles ``root`` keeps, the most recently used; older ones
+                are deleted when a new one is made.
         """
 
         calendar: str = "XNYS"
         benchmark: str | None = None
         root: Path | None = None
+        keep_bundles: int = 20
 
         def __post_init__(self) -> None:
             if self.fractional:
                 raise ConfigError(WHOLE_SHARES, key="fractional")
             if not self.calendar:
                 raise ConfigError("empty calendar name; e.g. 'XNYS'", key="calendar")
+            if self.keep_bundles < 1:
+                raise ConfigError(f"must be at least 1 (the run's own bundle), got "
+                                  f"{self.keep_bundles}", key="keep_bundles")
 
     def __init__(self, config: ZiplineEngine.Config | None = None) -> None:
         self.config = config if config is not None else ZiplineEngine.Config()
@@ -114,7 +121,8 @@ class ZiplineEngine:
         check_sessions(bars, calendar)
         benchmark = self._benchmark(bars, spec)
         root = self.config.root if self.config.root is not None else default_root()
-        self.bundle, self.ingested = ensure_bundle(bars, calendar, root)
+        self.bundle, self.ingested = ensure_bundle(bars, calendar, root,
+                                                   keep=self.config.keep_bundles)
         bundle = load_bundle(self.bundle, calendar)
         pricer = BarPricer(spec.cost_model, bars, bundle.assets, spec.fill_at)
         blotter = RecordingBlotter(equity_slippage=CostModelSlippage(pricer),

@@ -20,6 +20,7 @@ place in one step, so a crash mid-ingest never leaves a half bundle that a later
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -227,8 +228,12 @@ def bundle_key(bars: Bars, calendar_name: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def ensure_bundle(bars: Bars, calendar: Any, root: Path) -> tuple[Path, bool]:
+def ensure_bundle(bars: Bars, calendar: Any, root: Path,
+                  keep: int | None = None) -> tuple[Path, bool]:
     """The bundle folder of ``bars``, ingesting it first if it does not exist yet.
+
+    Each use marks the bundle as used now; after an ingest, only the ``keep`` most recently
+    used bundles of ``root`` are kept (None: all of them).
 
     Returns:
         ``(path, ingested)``: ``ingested`` is False when a cached bundle was reused.
@@ -236,6 +241,7 @@ def ensure_bundle(bars: Bars, calendar: Any, root: Path) -> tuple[Path, bool]:
     key = bundle_key(bars, calendar.name)
     target = root / key
     if (target / "bundle.json").is_file():
+        _mark_used(target)
         return target, False
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -257,7 +263,34 @@ def ensure_bundle(bars: Bars, calendar: Any, root: Path) -> tuple[Path, bool]:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+    if keep is not None:
+        prune(root, keep, spare=target)
     return target, True
+
+
+def _mark_used(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # a read-only cache still serves, pruned less well
+        os.utime(folder / "bundle.json")
+
+
+def prune(root: Path, keep: int, spare: Path | None = None) -> list[Path]:
+    """Delete all but the ``keep`` most recently used bundles of ``root`` (never ``spare``).
+
+    Returns:
+        The bundle folders deleted, least recently used first.
+    """
+    def used(folder: Path) -> float:
+        try:
+            return (folder / "bundle.json").stat().st_mtime
+        except OSError:
+            return float("-inf")
+
+    bundles = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and (p / "bundle.json").is_file()), key=used)
+    doomed = [p for p in bundles[:max(0, len(bundles) - keep)] if p != spare]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
 
 
 def _remove_stale(root: Path, key: str) -> None:
