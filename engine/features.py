@@ -30,18 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import feature_kernels
 from .errors import ConfigError, DataError, PluginError
-from .feature_kernels import (
-    bar_log_returns,
-    ema,
-    level_sma_ratio,
-    log_returns,
-    rolling_mean,
-    rolling_moments,
-    rolling_std,
-    rolling_sum,
-    wilder_mean,
-)
+from .feature_kernels import *  # noqa: F403  (the kernels: importable from here, as always)
 
 if TYPE_CHECKING:
     from .config import Config, FeaturesConfig
@@ -50,19 +41,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TRANSFORMS",
-    "bar_log_returns",
     "FeaturePipeline",
     "FeatureSet",
     "Normalizer",
     "compute_features",
-    "ema",
-    "level_sma_ratio",
-    "log_returns",
-    "rolling_mean",
-    "rolling_moments",
-    "rolling_std",
-    "rolling_sum",
-    "wilder_mean",
+    *feature_kernels.__all__,
 ]
 
 #: Every built-in transform with its default options: a reasonable first ``transforms`` list
