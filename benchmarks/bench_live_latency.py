@@ -23,7 +23,7 @@ the same run, the baseline (the strategy's ``on_bar`` alone on contexts built be
 the latency with one year of history instead of ten (a decision must not cost more as the
 history grows).
 
-Run: .venv/bin/python benchmarks/bench_live_latency.py   (about two minutes)
+Run: .venv/bin/python benchmarks/bench_live_latency.py   (about a minute)
 """
 
 from __future__ import annotations
