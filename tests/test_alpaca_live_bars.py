@@ -124,6 +124,46 @@ def test_streamed_bars_are_stored_reconnect_and_stop_with_the_broker(emulator, s
     assert stream_threads() == []
 
 
+def test_minutes_the_stream_missed_are_read_from_the_bars_api_first(emulator, store, caplog):
+    config = agent(emulator)
+    config = config_from_mapping({**config.to_dict(), "broker": {
+        **config.to_dict()["broker"], "data_url": emulator.data_url}}, pm=PM)
+    bars = load_bars(config, PM, store_url=store.full_url)
+    session = Session(config, bars, None, Journal(store, "-", deployment_id(config, "alpaca")),
+                      lambda: NOW)
+    broker = AlpacaBroker(AlpacaConfig(trading_url=emulator.trading_url,
+                                       data_url=emulator.data_url,
+                                       data_stream_url=emulator.data_stream_url, timeout=2.0))
+    broker.connect(session)
+    start = pd.Timestamp("2024-03-05 15:00", tz="UTC")
+    # 15:00 .. 15:02 closed while the stream was down: Alpaca's bars API has them
+    missed = pd.date_range(start, periods=3, freq="1min")
+    values = np.stack([[[60.0 + i, 61.0 + i, 59.0 + i, 60.5 + i, 10.0 * (i + 1)]] * 2
+                       for i in range(3)])
+    for symbol in SYMBOLS:
+        emulator.add_bars(symbol, Bars(missed, tuple(SYMBOLS), values), timeframe="1Min")
+    try:
+        assert broker.wait_for_bar(0.01) is False
+        emulator.wait_for_stream_clients("market_data", timeout=WAIT)
+        t4 = start + pd.Timedelta(minutes=3)
+        push(emulator, t4, {"SPY": (64, 65, 63, 64.5, 40), "AGG": (44, 45, 43, 44.5, 40)})
+        assert broker.wait_for_bar(WAIT) is True
+        got = stored(store, start)
+        assert [row[0] for row in got["SPY"]] == [*missed, t4] == [row[0] for row in got["AGG"]]
+        assert got["AGG"][1] == (missed[1], 61.0, 62.0, 60.0, 61.5, 20.0)
+        assert load_bars(config, PM, store_url=store.full_url).index[-4:].equals(
+            pd.DatetimeIndex([*missed, t4]).rename("time"))  # the panel has no hole
+        # the bars API failing leaves the gap, logged; the streamed minute is stored
+        emulator.faults.add("GET /v2/stocks/bars", status=403)
+        t6 = t4 + pd.Timedelta(minutes=2)
+        push(emulator, t6, {"SPY": (66, 67, 65, 66.5, 60), "AGG": (46, 47, 45, 46.5, 60)})
+        assert broker.wait_for_bar(WAIT) is True
+        assert [row[0] for row in stored(store, t4)["SPY"]] == [t4, t6]
+        assert any("could not be read from Alpaca" in r.getMessage() for r in caplog.records)
+    finally:
+        broker.close()
+
+
 def test_live_decides_on_each_streamed_bar(emulator, store):
     config = agent(emulator)
     reports = queue.Queue()

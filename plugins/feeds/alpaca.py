@@ -110,7 +110,7 @@ class AlpacaFeed:
             raise ConfigError("the alpaca feed needs [data] symbols (it cannot list every "
                               "symbol Alpaca has)", key="data.symbols")
         wanted = list(dict.fromkeys(symbols))
-        raw = self._fetch(wanted, start, end)
+        raw = self.fetch(wanted, start, end)
         frames = {}
         source = f"alpaca {self.url}"
         for symbol in wanted:
@@ -123,7 +123,14 @@ class AlpacaFeed:
         return align(frames, self.config, source=source)
 
     # ------------------------------------------------------------------ requests
-    def _fetch(self, symbols: list[str], start: object, end: object) -> dict[str, list[Any]]:
+    def fetch(self, symbols: list[str], start: object, end: object) -> dict[str, list[Any]]:
+        """Alpaca's bar records (``t``, ``o``, ``h``, ``l``, ``c``, ``v``) of each symbol, all
+        pages, from a little before ``start`` to a little after ``end`` (:meth:`load` cuts
+        and aligns them).
+
+        Raises:
+            DataError: Alpaca refused or failed the request.
+        """
         from alpaca.data.historical import CryptoHistoricalDataClient, StockHistoricalDataClient
         from alpaca.data.requests import CryptoBarsRequest, StockBarsRequest
 

@@ -9,7 +9,9 @@ to the caller, which stores them where the run's ``[data]`` feed reads them: the
 ever written from the live loop's thread, never from a stream thread.
 
 A dropped connection is reconnected by alpaca-py (it subscribes again); the bars of a minute
-that closed while it was down are not streamed again, the next minute wakes the loop.
+that closed while it was down are not streamed again: when the next minute arrives, the broker
+reads the missed ones from Alpaca's bars API (:func:`missed_minutes`) and stores them first,
+so the loop's panel has no hole (the same after a restart: from the last stored bar on).
 """
 
 from __future__ import annotations
@@ -203,6 +205,33 @@ class BarTarget:
         """Close the store when it was opened here."""
         if self.owned and self.store is not None:
             self.store.close()
+
+
+def missed_minutes(config: Any, symbols: list[str], after: pd.Timestamp,
+                   before: pd.Timestamp) -> list[Minute]:
+    """The 1-minute bars of ``symbols`` strictly between ``after`` and ``before``, from
+    Alpaca's bars API (``config``: the broker's :class:`AlpacaConfig`), oldest first.
+
+    Raises:
+        DataError: Alpaca refused or failed the request.
+    """
+    import pandas as pd
+
+    from rlbridge.plugins.feeds.alpaca import AlpacaFeed
+
+    feed = AlpacaFeed(AlpacaFeed.Config(data_url=config.data, timeframe="1Min", calendar=None,
+                                        timeout=config.timeout))
+    rows = feed.fetch(symbols, after, before)
+    found: dict[pd.Timestamp, dict[str, OHLCV]] = {}
+    for symbol in symbols:
+        for row in rows.get(symbol, []):
+            stamp = pd.Timestamp(row["t"])
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            if after < stamp < before:
+                found.setdefault(stamp, {})[symbol] = (float(row["o"]), float(row["h"]),
+                                                       float(row["l"]), float(row["c"]),
+                                                       float(row["v"]))
+    return sorted(found.items())
 
 
 def bar_target(session: Any, log: logging.Logger | None = None) -> BarTarget | None:

@@ -17,7 +17,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from rlbridge.errors import BrokerError
+from rlbridge.errors import BrokerError, RLBridgeError
 from rlbridge.interfaces import Account, BrokerOrder
 
 from .config import AlpacaConfig, credentials
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from rlbridge.interfaces import Order
 
-    from .bars import BarTarget, LiveBars
+    from .bars import BarTarget, LiveBars, Minute
     from .stream import TradeUpdates
 
 _LOG = logging.getLogger("rlbridge.plugins.brokers.alpaca")
@@ -65,6 +65,7 @@ class AlpacaBroker:
         self._live_bars: LiveBars | None = None
         self._bar_target: BarTarget | None = None
         self._no_bar_stream = False
+        self._last_minute: pd.Timestamp | None = None  # the latest minute stored
         self._clock: tuple[float, pd.Timestamp] | None = None
 
     def __repr__(self) -> str:
@@ -264,8 +265,41 @@ class AlpacaBroker:
         if not minutes:
             return False
         assert self._bar_target is not None
+        if self._bar_target.store is not None:
+            minutes = self._missed(minutes) + minutes
         self._bar_target.write(minutes)
         return True
+
+    def _missed(self, minutes: list[Minute]) -> list[Minute]:
+        """The minutes between the latest one stored and ``minutes`` that the stream did not
+        bring (it was down, or the run was not running), read from Alpaca's bars API.
+
+        A failed read leaves the gap (logged) rather than stop the loop: the streamed minutes
+        are stored all the same.
+        """
+        import pandas as pd
+
+        from .bars import missed_minutes
+
+        last = self._last_minute
+        if last is None:
+            assert self._session is not None
+            last = pd.Timestamp(self._session.bars.index[-1])
+        newest = max(stamp for stamp, _ in minutes)
+        self._last_minute = max(last, newest)
+        first = min(stamp for stamp, _ in minutes)
+        if first - last <= pd.Timedelta(minutes=1):
+            return []
+        try:
+            found = missed_minutes(self.config, list(self._session.bars.symbols), last, first)
+        except RLBridgeError as exc:
+            _LOG.warning("the bars between %s and %s could not be read from Alpaca: %s",
+                         last, first, exc)
+            return []
+        if found:
+            _LOG.info("read %d missed minutes (%s .. %s) from Alpaca's bars API", len(found),
+                      found[0][0], found[-1][0])
+        return found
 
     # ------------------------------------------------------------------ helpers
     def _read(self, what: str, func: Any) -> Any:
