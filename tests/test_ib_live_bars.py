@@ -217,6 +217,55 @@ def test_after_a_dropped_connection_the_next_bar_still_arrives(tws_emulator, bro
         assert stored(store, symbol)[later] == pytest.approx(made[symbol])
 
 
+def test_bars_missed_before_the_start_and_during_an_outage_come_from_the_history(
+        tws_emulator, broker, store, ib_log):
+    ib_log.append(DROPPED)
+
+    def minutes(first, count):
+        return [T0 + dt.timedelta(minutes=first + k) for k in range(count)]
+
+    def same(got, expected):
+        assert sorted(got) == sorted(expected)
+        for t, values in expected.items():
+            assert got[t] == pytest.approx(values), t
+        return True
+
+    def history_bars(symbol, starts, base):  # what reqHistoricalData serves at 1 min
+        rows = [(t, base + k, base + k + 0.5, base + k - 0.5, base + k + 0.25, 100.0 + k)
+                for k, t in enumerate(starts)]
+        tws_emulator.add_bars(symbol, rows, bar_size="1 min")
+        return {t: (o, h, low, c, v) for t, o, h, low, c, v in rows}
+
+    # the run's panel ends at 14:00; 14:01 and 14:02 closed before it subscribed
+    served = {s: history_bars(s, minutes(1, 2), 300.0 + 10 * n) for n, s in enumerate(SYMBOLS)}
+    assert broker.wait_for_bar(0.05) is False
+    made = {s: push_minute(tws_emulator, s, T0 + dt.timedelta(minutes=3), 400.0)
+            for s in SYMBOLS}
+    assert broker.wait_for_bar(5.0) is True
+    for symbol in SYMBOLS:
+        after = {t: v for t, v in stored(store, symbol).items() if t > T0}
+        assert same(after, {**served[symbol], T0 + dt.timedelta(minutes=3): made[symbol]})
+    # an outage over 14:04 and 14:05: their bars come from the history once 14:06 streams
+    assert tws_emulator.disconnect() == 1
+    outage = {s: history_bars(s, minutes(4, 2), 500.0) for s in SYMBOLS}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(broker.wait_for_bar, 10.0)
+        tws_emulator.wait_until(lambda e: len(subscriptions(e)) == 4 and e.clients, 10.0,
+                                "the subscriptions again")
+        made = {s: push_minute(tws_emulator, s, T0 + dt.timedelta(minutes=6), 600.0)
+                for s in SYMBOLS}
+        assert waiting.result(timeout=10.0) is True
+    # the first symbol a whole bar past the last one wakes the run: the other comes next
+    for _ in range(20):
+        if all(T0 + dt.timedelta(minutes=6) in stored(store, s) for s in SYMBOLS):
+            break
+        broker.wait_for_bar(0.25)
+    for symbol in SYMBOLS:
+        after = {t: v for t, v in stored(store, symbol).items()
+                 if t > T0 + dt.timedelta(minutes=3)}
+        assert same(after, {**outage[symbol], T0 + dt.timedelta(minutes=6): made[symbol]})
+
+
 def test_daily_bars_stream_nothing_and_the_wait_times_out(tws_emulator, store):
     index = pd.DatetimeIndex(["2020-09-28", "2020-09-29"])
     session = SimpleNamespace(config=config(tws_emulator, interval="1d"),

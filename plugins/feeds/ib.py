@@ -38,6 +38,18 @@ if TYPE_CHECKING:
 
     from rlbridge.interfaces import Bars
 
+def bar_size_of(seconds: int) -> str | None:
+    """IB's bar size setting for bars of ``seconds`` (``60`` -> ``"1 min"``), or None when
+    IB has none of that length."""
+    for size in BAR_SIZES:
+        amount, unit = size.split()
+        length = int(amount) * {"secs": 1, "min": 60, "mins": 60, "hour": 3600,
+                                "hours": 3600}.get(unit, 0)
+        if length == seconds:
+            return size
+    return None
+
+
 #: IB's bar sizes, and the longest window one intraday request may cover (seconds)
 BAR_SIZES: dict[str, int] = {
     "1 secs": 1800, "5 secs": 3600, "10 secs": 14400, "15 secs": 14400, "30 secs": 28800,
@@ -134,8 +146,11 @@ class IBFeed:
         link = ibc.acquire(c.host, c.port, c.client_id, c.timeout)
         try:
             for symbol in dict.fromkeys(symbols):
-                try:
-                    rows = self._fetch(link, symbol, start, end)
+                try:  # a little wider than asked (session dates, zones): clipped below
+                    rows = self.fetch(
+                        link, symbol,
+                        None if start is None else _utc(start) - dt.timedelta(days=1),
+                        None if end is None else _utc(end) + dt.timedelta(days=2))
                 except BrokerError as exc:
                     raise DataError(f"{c.bar_size} bars of {symbol}: {exc}",
                                     source=source) from None
@@ -150,16 +165,20 @@ class IBFeed:
         return align(frames, c, source=source)
 
     # ------------------------------------------------------------------ requests
-    def _fetch(self, link: Any, symbol: str, start: object, end: object) -> list[Any]:
-        """Every bar of ``symbol`` IB serves for the range (wider than it; clipped later)."""
+    def fetch(self, link: Any, symbol: str, first: dt.datetime | None,
+              last: dt.datetime | None) -> list[Any]:
+        """The bars of ``symbol`` IB serves from ``first`` to ``last`` (UTC; None: the
+        ``lookback`` before now, and now), on the connection ``link`` (ib_insync ``BarData``).
+
+        Raises:
+            BrokerError: TWS refused or failed a request.
+        """
         from rlbridge.plugins.brokers.ib import contracts
 
         c = self.config
         contract = contracts.contract(symbol)
         show = (c.what_to_show or ("MIDPOINT" if contract.secType == "CASH" else "TRADES"))
         ask = _Asker(link, contract, c.bar_size, show.upper(), c.use_rth, c.timeout)
-        first = None if start is None else _utc(start) - dt.timedelta(days=1)
-        last = None if end is None else _utc(end) + dt.timedelta(days=2)
         if self.daily:
             span = self._span(first, last)
             return link.request(f"reading {c.bar_size} bars of {symbol}",

@@ -17,7 +17,10 @@ symbol (or once one symbol has moved a whole bar past it: a symbol that did not 
 not hold the run back).
 
 After a dropped connection the next wait reconnects and subscribes again; a bar in progress
-during the outage is left out.
+during the outage is left out.  The bars that closed while nothing streamed (during an outage,
+or before the run started: from the last bar the run's panel holds) are read from TWS's
+historical bars when each symbol's first bar after a subscription is written, and stored
+before it, so the panel has no hole.
 """
 
 from __future__ import annotations
@@ -162,11 +165,13 @@ class LiveBars:
         store: the run's store.
         what_to_show: TWS's price source; None: ``TRADES``, ``MIDPOINT`` for forex.
         use_rth: regular trading hours only.
+        since: the start (epoch seconds) of the latest bar the run already has, the bars
+            missed after it are read from TWS's history; None: none are.
     """
 
     def __init__(self, connection: Connection, symbols: Sequence[str], seconds: int,
                  interval: str, store: Store, *, what_to_show: str | None = None,
-                 use_rth: bool = True) -> None:
+                 use_rth: bool = True, since: int | None = None) -> None:
         self.connection, self.symbols = connection, list(dict.fromkeys(symbols))
         self.seconds, self.interval, self.store = seconds, interval, store
         self.what_to_show, self.use_rth = what_to_show, use_rth
@@ -181,6 +186,10 @@ class LiveBars:
         self._first: int | None = None  # start of the first bar written
         self._hooked = False
         self._pause = 0.5
+        # symbol -> start of its latest bar stored; symbols not heard from since subscribing
+        self._stored: dict[str, int] = {} if since is None else dict.fromkeys(self.symbols,
+                                                                             since)
+        self._resumed: set[str] = set()
 
     # ------------------------------------------------------------------ the caller's thread
     def wait(self, timeout: float) -> bool:
@@ -224,15 +233,63 @@ class LiveBars:
 
         from rlbridge.interfaces import Bars
 
+        missed = [bar for first in self._first_after_subscribing(done)
+                  for bar in self._missed(first)]
         with self.store.ingest(feed="ib", source=f"ib {self.connection.address} live") as batch:
-            for bar in done:
+            for bar in missed + done:
                 values = np.array([[[bar.open, bar.high, bar.low, bar.close, bar.volume]]])
                 index = pd.DatetimeIndex([pd.Timestamp(bar.start, unit="s", tz="UTC")])
                 batch.write(Bars(index, (bar.symbol,), values), interval=self.interval)
+        for bar in missed + done:
+            self._stored[bar.symbol] = max(self._stored.get(bar.symbol, bar.start), bar.start)
         for bar in done:
             self._latest[bar.symbol] = max(self._latest.get(bar.symbol, bar.start), bar.start)
             self._first = bar.start if self._first is None else min(self._first, bar.start)
         return self._advance()
+
+    def _first_after_subscribing(self, done: list[LiveBar]) -> list[LiveBar]:
+        """The first bar of each symbol not heard from since the subscription."""
+        firsts = []
+        for bar in sorted(done, key=lambda b: b.start):
+            if bar.symbol in self._resumed:
+                self._resumed.discard(bar.symbol)
+                firsts.append(bar)
+        return firsts
+
+    def _missed(self, bar: LiveBar) -> list[LiveBar]:
+        """The bars of ``bar.symbol`` between the latest one stored and ``bar``, from TWS's
+        historical bars; none when there is no gap, or when TWS cannot say (logged)."""
+        import datetime as dt
+
+        from rlbridge.errors import DataError
+        from rlbridge.plugins.feeds.ib import IBFeed, bar_size_of
+
+        last = self._stored.get(bar.symbol)
+        size = bar_size_of(self.seconds)
+        if last is None or bar.start - last <= self.seconds or size is None:
+            return []
+        feed = IBFeed(IBFeed.Config(bar_size=size, what_to_show=self.what_to_show,
+                                    use_rth=self.use_rth, calendar=None,
+                                    timeout=self.connection.timeout))
+        after = dt.datetime.fromtimestamp(last, dt.UTC)
+        before = dt.datetime.fromtimestamp(bar.start, dt.UTC)  # past: the bar is complete
+        try:
+            rows = feed.fetch(self.connection, bar.symbol, after, before)
+        except (BrokerError, DataError) as exc:
+            log.warning("live bars: the %s bars of %s between %s and %s could not be read: %s",
+                        self.interval, bar.symbol, after, before, exc)
+            return []
+        found = {}
+        for row in rows:
+            start = int(row.date.timestamp())
+            if last < start < bar.start:
+                found[start] = LiveBar(bar.symbol, start, float(row.open), float(row.high),
+                                       float(row.low), float(row.close),
+                                       max(float(row.volume), 0.0))
+        if found:
+            log.info("live bars: %d missed %s bars of %s read from TWS's history", len(found),
+                     self.interval, bar.symbol)
+        return [found[start] for start in sorted(found)]
 
     def _advance(self) -> bool:
         """Whether a bar later than the last one reported is complete for the run: every
@@ -272,6 +329,7 @@ class LiveBars:
             await connection.server_time()
             with self._changed:
                 self._live = ib.isConnected()
+                self._resumed = set(self.symbols)
 
         connection.request(f"subscribing to live bars of {', '.join(self.symbols)}", subscribe)
         log.info("live %s bars of %s from TWS at %s", self.interval, ", ".join(self.symbols),

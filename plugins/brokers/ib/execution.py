@@ -236,7 +236,8 @@ class IBBroker:
         The first call subscribes to TWS's real-time bars of the run's symbols; they are built
         into bars of the run's interval and written to the run's store at the interval its
         ``[data]`` feed reads (see :mod:`.bars`).  A dropped connection is reconnected and
-        subscribed again by the next call.  On daily bars nothing streams: the call waits.
+        subscribed again by the next call, and the bars that closed meanwhile are read from
+        TWS's history.  On daily bars nothing streams: the call waits.
 
         Returns:
             True once a new complete bar is in the store; False on timeout.
@@ -256,7 +257,8 @@ class IBBroker:
             self._live_bars = LiveBars(
                 self.connection, session.bars.symbols, interval[0], interval[1],
                 session.journal.store, what_to_show=options.get("what_to_show"),
-                use_rth=bool(options.get("use_rth", True)))
+                use_rth=bool(options.get("use_rth", True)),
+                since=int(session.bars.index[-1].timestamp()) if len(session.bars) else None)
         return self._live_bars.wait(timeout)
 
     # ------------------------------------------------------------------ on the loop thread
