@@ -12,7 +12,6 @@ finite-memory transform on the last rows of the bars alone.  The exponential one
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "bar_log_returns",
+    "smooth",
     "ema",
     "level_sma_ratio",
     "log_returns",
@@ -184,9 +184,20 @@ def rolling_moments(x: np.ndarray, window: int,
     return var, mean, meansq
 
 
-#: exponentials are computed in closed form over blocks where (1 - alpha) ** -k stays below
-#: 1e150, far from float64 overflow, and restarted from the last value after each block
-_BLOCK_GROWTH = 150 * math.log(10)
+def smooth(x: np.ndarray, alpha: float, last: np.ndarray) -> np.ndarray:
+    """``e[t] = alpha * x[t] + (1 - alpha) * e[t-1]`` for the rows of ``x``, after ``last``.
+
+    One row after the other (scipy's ``lfilter``, in C), so the value at a row is the same
+    bits whether the rows before it were smoothed in this call or in an earlier one that
+    ended with ``last``: a live run carries ``last`` from one bar to the next.
+    """
+    from scipy.signal import lfilter
+
+    beta = 1.0 - alpha
+    if len(x) == 0:
+        return np.empty_like(x)
+    out, _ = lfilter([alpha], [1.0, -beta], x, axis=0, zi=(beta * last)[None, ...])
+    return np.asarray(out, dtype=np.float64)
 
 
 def _recurse(x: np.ndarray, alpha: float, start: int, seed: np.ndarray) -> np.ndarray:
@@ -195,21 +206,7 @@ def _recurse(x: np.ndarray, alpha: float, start: int, seed: np.ndarray) -> np.nd
     if start >= len(x):
         return out
     out[start] = seed
-    beta = 1.0 - alpha
-    if beta <= 0.0:
-        out[start + 1:] = x[start + 1:]
-        return out
-    block = max(1, int(_BLOCK_GROWTH / -math.log(beta)))
-    extra = (1,) * (x.ndim - 1)
-    lo = start
-    while lo < len(x) - 1:
-        # block boundaries depend on start and alpha only, never on len(x): a longer series
-        # gives the same values at the same rows
-        hi = min(lo + block, len(x) - 1)
-        k = np.arange(1, hi - lo + 1, dtype=np.float64).reshape((-1,) + extra)
-        acc = np.cumsum(x[lo + 1:hi + 1] * (alpha * beta ** -k), axis=0)
-        out[lo + 1:hi + 1] = (out[lo] + acc) * beta ** k
-        lo = hi
+    out[start + 1:] = smooth(x[start + 1:], alpha, out[start])
     return out
 
 
@@ -218,7 +215,7 @@ def ema(x: np.ndarray, alpha: float) -> np.ndarray:
 
     Starts at the first row without NaN with ``e = x`` there (a span ``s`` is
     ``alpha = 2 / (s + 1)``); pandas' ``ewm(alpha=alpha, adjust=False).mean()`` computes the
-    same recursion.
+    same recursion.  :func:`smooth` continues it on later rows.
     """
     x = np.asarray(x, dtype=np.float64)
     if not 0.0 < alpha <= 1.0:
@@ -232,7 +229,8 @@ def ema(x: np.ndarray, alpha: float) -> np.ndarray:
 def wilder_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Wilder's smoothing: the mean of the first ``window`` rows, then ``alpha = 1 / window``.
 
-    The first value is at row ``s + window - 1`` (``s``: the first row without NaN).
+    The first value is at row ``s + window - 1`` (``s``: the first row without NaN);
+    :func:`smooth` with ``alpha = 1 / window`` continues it on later rows.
     """
     x = np.asarray(x, dtype=np.float64)
     s = _first_row(x)

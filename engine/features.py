@@ -92,6 +92,7 @@ class FeaturePipeline:
                 names.append(feature)
         self._names = tuple(names)
         self.lookback = max((int(t.lookback) for t in self.transforms), default=0)
+        self._resumed: dict[int, _Resumed] = {}  # transform -> where compute_tail left it
 
     @classmethod
     def from_config(cls, features_config: FeaturesConfig,
@@ -188,24 +189,61 @@ class FeaturePipeline:
         part = bars if start == 0 else type(bars)._checked_already(  # rows of a checked panel
             bars.index[start:], bars.symbols, bars.values[start:])
         col = 0
-        for transform, label, span in zip(self.transforms, self._labels, spans, strict=True):
+        for i, (transform, label, span) in enumerate(zip(self.transforms, self._labels, spans,
+                                                         strict=True)):
             width = len(transform.feature_names)
-            on, offset = (part, start) if span is not None else (bars, 0)
-            values = self._run(transform, label, on)[first - offset:]
+            if span is not None:
+                values = self._run(transform, label, part)[first - start:]
+            else:
+                values = self._unbounded(i, transform, label, bars)[first:]
             self._check(transform, label, values, bars, first)
             out[:, :, col:col + width] = values
             col += width
         return out
 
+    def _unbounded(self, i: int, transform: FeatureTransform, label: str,
+                   bars: Bars) -> np.ndarray:
+        """``[T, N, F]``: every row of a transform without ``memory``.
+
+        One that can ``resume(bars, state) -> (new rows, state)`` computes only the rows
+        after those of its previous call when ``bars`` is that call's panel grown at its end:
+        the same array (``values.base``), whose rows never change once written (a live
+        run's :class:`~rlbridge.live.bars.BarBuffer`), and the same timestamp at the last
+        row done.  Anything else computes every row again.
+        """
+        resume = getattr(transform, "resume", None)
+        base = bars.values.base
+        t = len(bars)
+        if resume is None or base is None:
+            return self._run(transform, label, bars)
+        width = len(transform.feature_names)
+        done = self._resumed.get(i)
+        if (done is not None and done.base is base and done.state is not None
+                and 0 < done.rows <= t and bars.index[done.rows - 1] == done.last):
+            new, state = resume(bars, done.state)
+            self._shape(label, np.asarray(new), (t - done.rows, len(bars.symbols), width))
+            done.append(np.asarray(new, dtype=np.float64))
+        else:
+            values, state = resume(bars, None)
+            values = np.asarray(values, dtype=np.float64)
+            self._shape(label, values, (t, len(bars.symbols), width))
+            done = self._resumed[i] = _Resumed(base, values)
+        done.state, done.last = state, bars.index[t - 1] if t else None
+        return done.values
+
     @staticmethod
-    def _run(transform: FeatureTransform, label: str, bars: Bars) -> np.ndarray:
-        """``transform.compute(bars)`` as float64, its shape checked."""
-        expected = (len(bars), len(bars.symbols), len(transform.feature_names))
-        values = np.asarray(transform.compute(bars), dtype=np.float64)
+    def _shape(label: str, values: np.ndarray, expected: tuple[int, int, int]) -> None:
         if values.shape != expected:
             raise PluginError(
                 f"{label} returned features of shape {values.shape}; expected "
                 f"[T, N, F] = {expected}")
+
+    @staticmethod
+    def _run(transform: FeatureTransform, label: str, bars: Bars) -> np.ndarray:
+        """``transform.compute(bars)`` as float64, its shape checked."""
+        values = np.asarray(transform.compute(bars), dtype=np.float64)
+        FeaturePipeline._shape(label, values,
+                               (len(bars), len(bars.symbols), len(transform.feature_names)))
         return values
 
     @staticmethod
@@ -223,6 +261,30 @@ class FeaturePipeline:
                 f"{tail[i, asset, f]} for {bars.symbols[asset]} at "
                 f"{_when(bars, row)} (row {row}), after its lookback of "
                 f"{transform.lookback} bars")
+
+
+class _Resumed:
+    """A resumable transform's rows so far (grown in place) and its state after them."""
+
+    def __init__(self, base: Any, values: np.ndarray) -> None:
+        self.base = base
+        self.rows = len(values)
+        self._store = values
+        self.state: Any = None
+        self.last: Any = None
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._store[:self.rows]
+
+    def append(self, new: np.ndarray) -> None:
+        rows = self.rows + len(new)
+        if rows > len(self._store):
+            grown = np.empty((2 * rows,) + self._store.shape[1:])
+            grown[:self.rows] = self._store[:self.rows]
+            self._store = grown
+        self._store[self.rows:rows] = new
+        self.rows = rows
 
 
 def _span(transform: FeatureTransform, label: str) -> int | None:

@@ -279,7 +279,11 @@ class FeatureTransform(Protocol):
     bars start.  Live trading then computes it on the last bars only
     (:meth:`~rlbridge.features.FeaturePipeline.compute_tail`) and gets the bits a backtest
     gets from the whole history.  Without it (or None) the value may depend on every earlier
-    bar (exponential averages, cumulative sums) and is computed on the whole history.
+    bar (exponential averages, cumulative sums) and is computed on the whole history, unless
+    the transform can also ``resume(bars, state) -> (values, state)``: with ``state`` None,
+    every row of ``compute(bars)`` and the state after the last; with the state of an earlier
+    call on the first rows of ``bars``, only the rows after those, to the same bits.  A live
+    run then computes each new bar's row alone.
     """
 
     #: the transform's registered name

@@ -41,6 +41,10 @@ def registry():
     return make_plugin_manager(builtins=True, entrypoints=False, warn=False).registries["features"]
 
 
+def part(bars, lo, hi):
+    return Bars(bars.index[lo:hi], bars.symbols, bars.values[lo:hi])
+
+
 def walk(days, assets=3, seed=0):
     return random_walk_bars(days, ("AA", "BB", "CC", "DD", "EE")[:assets], seed=seed)
 
@@ -266,3 +270,86 @@ def test_level_sma_ratio_against_explicit_levels():
                                          for t in (2, 3, 4)], rtol=1e-15, atol=1e-16)
     with pytest.raises(ValueError, match="window must be at least 1, got 0"):
         rolling_sum(returns, 0)
+
+
+# ---------------------------------------------------------------------- resumable transforms
+@pytest.mark.parametrize("name, options", [("rsi", {}), ("rsi", {"window": 3}), ("macd", {}),
+                                           ("macd", {"fast": 3, "slow": 10, "signal": 4})])
+def test_exponential_transforms_resume_to_the_bit(registry, name, options):
+    bars = walk(300, seed=11)
+    transform = registry.create(name, options)
+    full = transform.compute(bars)
+    for k in (1, 2, 3, 5, 20, 34, 35, 120, 299, 300):  # before, at and after the warm-up
+        head, state = transform.resume(part(bars, 0, k), None)
+        assert np.array_equal(head, full[:k], equal_nan=True)
+        if state is None:  # not warm yet: nothing to carry, the next call starts over
+            assert np.isnan(full[k - 1]).all()
+            continue
+        rest, _ = transform.resume(bars, state)
+        assert np.array_equal(rest, full[k:], equal_nan=True), k
+
+
+class Counting:
+    """The running sum of the log close returns, resumable; counts the rows it computes."""
+
+    name, lookback, feature_names = "counting", 1, ("counting",)
+
+    def __init__(self):
+        self.rows = []
+
+    def compute(self, bars):
+        return self.resume(bars, None)[0]
+
+    def resume(self, bars, state):
+        done, total = (0, np.zeros(len(bars.symbols))) if state is None else state
+        returns = np.diff(np.log(bars.close), axis=0, prepend=np.nan)[done:]
+        out = total + np.nancumsum(returns, axis=0)
+        out[:max(0, 1 - done)] = np.nan
+        self.rows.append(len(bars) - done)
+        return out[:, :, None], (len(bars), np.nan_to_num(out[-1]))
+
+
+def test_a_live_panel_growing_bar_by_bar_computes_each_new_row_once(registry):
+    from rlbridge.live.bars import BarBuffer
+
+    bars = walk(260, seed=12)
+    counting = Counting()
+    pipeline = FeaturePipeline([registry.create(n) for n in DEFAULT_TRANSFORMS] + [counting])
+    full = pipeline.compute(bars)
+    buffer = BarBuffer(part(bars, 0, 200), spare=16)  # outgrows its room: a new array
+    counting.rows.clear()
+    for t in range(200, 260):
+        assert np.array_equal(pipeline.compute_tail(buffer.bars, 20), full[t - 20:t],
+                              equal_nan=True), t
+        buffer.extend(part(bars, t - 1, t + 1))
+    # all rows once, then one new row a bar; all again once, when the buffer outgrew its array
+    assert counting.rows[0] == 200 and len(counting.rows) == 60
+    again = [r for r in counting.rows[1:] if r != 1]
+    assert len(again) == 1 and 200 < again[0] < 260
+    # a revised bar: a new array, every row again, and still the whole history's bits
+    values = bars.values[258:260].copy()
+    values[1, 0, 3] *= 1.02
+    buffer.extend(Bars(bars.index[258:260], bars.symbols, values))
+    revised = Bars(bars.index, bars.symbols, np.concatenate([bars.values[:259], values[1:]]))
+    counting.rows.clear()
+    assert np.array_equal(pipeline.compute_tail(buffer.bars, 5), pipeline.compute(revised)[-5:],
+                          equal_nan=True)
+    assert counting.rows[0] == 260
+
+
+def test_a_resume_of_the_wrong_shape_is_the_transforms_error():
+    from rlbridge.live.bars import BarBuffer
+
+    class Broken(Counting):
+        def resume(self, bars, state):
+            out, after = super().resume(bars, state)
+            return (out if state is None else out[:1]), after  # one row short
+
+    bars = walk(101, seed=13)
+    buffer = BarBuffer(part(bars, 0, 99))
+    pipeline = FeaturePipeline([Broken()])
+    pipeline.compute_tail(buffer.bars, 3)
+    buffer.extend(part(bars, 98, 101))
+    with pytest.raises(PluginError, match=r"counting.*shape \(1, 3, 1\); expected \[T, N, F\] "
+                                          r"= \(2, 3, 1\)"):
+        pipeline.compute_tail(buffer.bars, 3)

@@ -43,6 +43,7 @@ class BarBuffer:
         self._index = bars.index
         self._rows = len(bars)
         self._bars = bars
+        self._publish(bars.index, len(bars))  # a view of the buffer from the start
 
     def _allocate(self, values: np.ndarray, capacity: int) -> None:
         store = np.empty((capacity,) + values.shape[1:], dtype=np.float64)

@@ -1,7 +1,10 @@
 """Oscillators of the close: ``rsi`` (Wilder) and ``macd`` (exponential moving averages).
 
 Both are scale-free, so one network input range serves every asset: RSI is rescaled to
-[-1, 1] and the MACD lines are divided by the close.  Both are recursive averages, so a value
+[-1, 1] and the MACD lines are divided by the close.  Both depend on every earlier bar (no
+``memory``), and both can ``resume``: a live run carries their averages from one bar to the
+next, so a decision computes the new bar's values only, to the bit what the whole history
+gives.  Both are recursive averages, so a value
 depends on every earlier bar: ``memory`` is None.
 """
 
@@ -52,19 +55,39 @@ class Rsi(Transform):
         self._names = (f"{self.name}_{self.config.window}",)
 
     def compute(self, bars: Bars) -> np.ndarray:
+        return self.resume(bars, None)[0]
+
+    def resume(self, bars: Bars, state: Any) -> tuple[np.ndarray, Any]:
+        """The rows of :meth:`compute` from where ``state`` left off, and the state after
+        them (see :meth:`rlbridge.features.FeaturePipeline.compute_tail`); all rows when
+        ``state`` is None.  The state is ``(rows, gain, loss)``: the rows done and the last
+        smoothed gain and loss (None until they have a value)."""
         import numpy as np
 
-        from rlbridge.features import wilder_mean
+        from rlbridge.features import smooth, wilder_mean
 
         close = bars.close
-        change = np.full(close.shape, np.nan)
-        np.subtract(close[1:], close[:-1], out=change[1:])
-        gain = wilder_mean(np.maximum(change, 0.0), self.config.window)
-        loss = wilder_mean(np.maximum(-change, 0.0), self.config.window)
+        n = len(bars.symbols)
+        if state is None:
+            change = np.full(close.shape, np.nan)
+            np.subtract(close[1:], close[:-1], out=change[1:])
+            gain = wilder_mean(np.maximum(change, 0.0), self.config.window)
+            loss = wilder_mean(np.maximum(-change, 0.0), self.config.window)
+        else:
+            done, last_gain, last_loss = state
+            change = close[done:] - close[done - 1:-1]
+            alpha = 1.0 / self.config.window
+            gain = smooth(np.maximum(change, 0.0), alpha, last_gain)
+            loss = smooth(np.maximum(-change, 0.0), alpha, last_loss)
         total = gain + loss
         out = np.where(total > 0, (gain - loss) / np.where(total > 0, total, 1.0), 0.0)
         out[np.isnan(total)] = np.nan
-        return stack([out], len(bars.symbols))
+        after = None
+        if len(close) and len(gain) and not np.isnan(gain[-1]).any():
+            after = (len(close), gain[-1].copy(), loss[-1].copy())
+        elif state is not None:
+            after = (len(close), state[1], state[2])
+        return stack([out], n), after
 
 
 class Macd(Transform):
@@ -108,16 +131,40 @@ class Macd(Transform):
         self._names = (f"macd_{tag}", f"macd_signal_{tag}", f"macd_hist_{tag}")
 
     def compute(self, bars: Bars) -> np.ndarray:
-        from rlbridge.features import ema
+        return self.resume(bars, None)[0]
+
+    def resume(self, bars: Bars, state: Any) -> tuple[np.ndarray, Any]:
+        """The rows of :meth:`compute` from where ``state`` left off, and the state after
+        them (see :meth:`rlbridge.features.FeaturePipeline.compute_tail`); all rows when
+        ``state`` is None.  The state is ``(rows, fast, slow, signal)``: the rows done and
+        the last value of each average."""
+        import numpy as np
+
+        from rlbridge.features import ema, smooth
 
         cfg = self.config
         close = bars.close
-        line = ema(close, 2.0 / (cfg.fast + 1)) - ema(close, 2.0 / (cfg.slow + 1))
-        signal = ema(line, 2.0 / (cfg.signal + 1))
+        fast, slow, sig = (2.0 / (cfg.fast + 1), 2.0 / (cfg.slow + 1), 2.0 / (cfg.signal + 1))
+        if state is None:
+            done = 0
+            fast_ema, slow_ema = ema(close, fast), ema(close, slow)
+            line = fast_ema - slow_ema
+            signal = ema(line, sig)
+        else:
+            done, last_fast, last_slow, last_signal = state
+            new = close[done:]
+            fast_ema, slow_ema = smooth(new, fast, last_fast), smooth(new, slow, last_slow)
+            line = fast_ema - slow_ema
+            signal = smooth(line, sig, last_signal)
+            close = new
         out = stack([line / close, signal / close, (line - signal) / close],
                     len(bars.symbols))
-        out[:self.lookback] = float("nan")
-        return out
+        out[:max(0, self.lookback - done)] = float("nan")
+        after = None
+        if len(out) and np.isfinite(signal[-1]).all():
+            after = (done + len(out), fast_ema[-1].copy(), slow_ema[-1].copy(),
+                     signal[-1].copy())
+        return out, after
 
 
 @hookimpl
