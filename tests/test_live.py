@@ -114,6 +114,32 @@ def test_a_policy_replayed_on_sim_makes_the_backtests_decisions(tmp_path, bars, 
                                rtol=0, atol=1e-6)
 
 
+def test_a_replay_starts_the_strategy_on_its_first_bar_not_the_last(tmp_path, bars):
+    import rlbridge
+
+    seen = []
+
+    class Starts(rlbridge.Strategy):
+        def start(self, ctx):
+            seen.append((ctx.now, len(ctx.history("close", 10_000))))
+
+        def on_bar(self, ctx):
+            pass
+
+    pm = make_plugin_manager(entrypoints=False, warn=False)
+
+    class Plugin:
+        @rlbridge.hookimpl
+        def register_strategies(self, register):
+            register("starts", Starts)
+
+    pm.register(Plugin(), name="starts")
+    config = config_from_mapping({**agent().to_dict(), "strategy": {"name": "starts"}}, pm=pm)
+    live(config, pm=pm, store=store_at(tmp_path), max_cycles=3)
+    first = pd.Timestamp("2020-01-02")  # [backtest] start: no later bar is visible at start
+    assert seen == [(first, int(bars.index.get_loc(first)) + 1)]
+
+
 def _live_run(store):
     from rlbridge.runs import list_runs
 

@@ -170,7 +170,7 @@ class LiveRunner:
     # ------------------------------------------------------------------ lifecycle
     def open(self, bars: Bars) -> None:
         """Record the live run, build the strategy, connect the broker and start the
-        strategy on the latest bar."""
+        strategy on the latest bar (on a replaying broker: on the first decision's bar)."""
         from ..costs import create_cost_model
         from ..runs import start_run
 
@@ -189,7 +189,10 @@ class LiveRunner:
             self.strategy = guard(self.strategy, risk)
         self.pm.hook.before_run(run=self.run)
         self.broker.connect(self._session)
-        if len(bars):  # the strategy starts now (a policy loads), not in the first decision
+        if len(bars) and not getattr(self.broker, "replays", False):
+            # the strategy starts now (a policy loads), not inside the first decision; its
+            # bars end now, so it sees nothing a decision could not.  A replay (the sim
+            # broker) starts it on its first decision's bar, as a backtest does
             self._context(len(bars) - 1)
 
     def close(self, error: BaseException | None = None) -> None:
