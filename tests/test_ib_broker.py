@@ -9,8 +9,6 @@ gives back the bars the emulator serves.  Every test fails on an ib_insync decod
 any ib_insync ERROR record it did not declare (``ib_log.append(pattern)``).
 """
 
-import logging
-import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -38,6 +36,8 @@ from rlbridge.schema import fills_table, orders_table
 from rlbridge.store import open_store
 from rlbridge.testing import register_plugin
 
+pytestmark = pytest.mark.usefixtures("ib_log")  # tests/conftest.py
+
 PM = make_plugin_manager(entrypoints=False, warn=False)
 SYMBOLS = ["SPY", "AGG", "XLK"]
 NY = "America/New_York"
@@ -49,21 +49,6 @@ DROPPED = r"Peer closed connection"
 @pytest.fixture(scope="module")
 def bars():
     return sample_data.load(SYMBOLS, start="2020-06-01", end="2020-10-01", adjust=False)
-
-
-@pytest.fixture(autouse=True)
-def ib_log(caplog):
-    """Fail on any ib_insync decoder error and on undeclared ib_insync ERROR records."""
-    caplog.set_level(logging.INFO, logger="ib_insync")
-    expected = []
-    yield expected
-    records = caplog.get_records("call")
-    decoder = [r.getMessage() for r in records if r.name == "ib_insync.Decoder"]
-    assert not decoder, f"ib_insync decoder errors: {decoder}"
-    unexpected = [f"{r.name}: {r.getMessage()}" for r in records
-                  if r.name.startswith("ib_insync") and r.levelno >= logging.ERROR
-                  and not any(re.search(p, r.getMessage()) for p in expected)]
-    assert not unexpected, f"unexpected ib_insync errors: {unexpected}"
 
 
 @pytest.fixture

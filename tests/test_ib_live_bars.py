@@ -11,8 +11,6 @@ ib_insync ERROR record it did not declare.
 
 import concurrent.futures
 import datetime as dt
-import logging
-import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -28,6 +26,8 @@ from rlbridge.manager import make_plugin_manager
 from rlbridge.plugins.brokers.ib import IBBroker, IBConfig
 from rlbridge.plugins.brokers.ib.bars import Aggregator, LiveBar, run_interval
 from rlbridge.store import open_store
+
+pytestmark = pytest.mark.usefixtures("ib_log")  # tests/conftest.py
 
 SYMBOLS = ["SPY", "AGG"]
 UTC = dt.UTC
@@ -52,21 +52,6 @@ class Plugin:
 
 PM = make_plugin_manager(entrypoints=False, warn=False)
 PM.register(Plugin(), name="buy-one")
-
-
-@pytest.fixture(autouse=True)
-def ib_log(caplog):
-    """Fail on any ib_insync decoder error and on undeclared ib_insync ERROR records."""
-    caplog.set_level(logging.INFO, logger="ib_insync")
-    expected = []
-    yield expected
-    records = caplog.get_records("call")
-    decoder = [r.getMessage() for r in records if r.name == "ib_insync.Decoder"]
-    assert not decoder, f"ib_insync decoder errors: {decoder}"
-    unexpected = [f"{r.name}: {r.getMessage()}" for r in records
-                  if r.name.startswith("ib_insync") and r.levelno >= logging.ERROR
-                  and not any(re.search(p, r.getMessage()) for p in expected)]
-    assert not unexpected, f"unexpected ib_insync errors: {unexpected}"
 
 
 def config(emulator, **data):

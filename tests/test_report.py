@@ -46,22 +46,6 @@ def tables(strategy, benchmark="SPY"):
 
 
 @pytest.fixture(scope="module")
-def pm():
-    return make_plugin_manager(entrypoints=False, warn=False)
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'runs.db'}"
-
-
-@pytest.fixture(scope="module")
-def store(db):
-    with open_store(db) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def bars():
     return sample_data.load(SYMBOLS, start=START, end=END, adjust=False)
 

@@ -17,7 +17,6 @@ from rlbridge.config import config_from_mapping
 from rlbridge.context import StrategyError
 from rlbridge.exports import pyfolio_frames, read_pyfolio
 from rlbridge.interfaces import Fill
-from rlbridge.manager import make_plugin_manager
 from rlbridge.metrics import performance, round_trips
 from rlbridge.runs import (
     finish_run,
@@ -34,7 +33,6 @@ from rlbridge.runs import (
     start_run,
 )
 from rlbridge.significance import compare_sharpe
-from rlbridge.store import open_store
 
 SYMBOLS = ["SPY", "AGG", "XLK"]
 
@@ -46,22 +44,6 @@ def tables(strategy, start="2019-01-02", end="2020-09-30"):
             "strategy": strategy,
             "backtest": {"engine": "native", "cash": 100_000, "start": start, "end": end,
                          "benchmark": "SPY"}}
-
-
-@pytest.fixture(scope="module")
-def pm():
-    return make_plugin_manager(entrypoints=False, warn=False)
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
-    return f"sqlite:///{tmp_path_factory.mktemp('store') / 'runs.db'}"
-
-
-@pytest.fixture(scope="module")
-def store(db):
-    with open_store(db) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

@@ -2,18 +2,17 @@
 
 Every test fails on an ib_insync decoder error in the log (ib_insync logs and swallows field
 errors, so a wrong layout would otherwise only show as a hang) and on any ERROR record of
-ib_insync the test did not declare with ``ib_errors.append(pattern)``.
+ib_insync the test did not declare with ``ib_log.append(pattern)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import re
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -35,6 +34,8 @@ from rlbridge.emulators.tws import (
 )
 from rlbridge.emulators.tws.protocol import frame, split_frames
 
+pytestmark = pytest.mark.usefixtures("ib_log")  # tests/conftest.py
+
 T = TypeVar("T")
 UTC = dt.UTC
 NY = ZoneInfo("US/Eastern")
@@ -47,21 +48,6 @@ ACCOUNT = "DU1234567"
 def emulator(tws_emulator: TwsEmulator) -> TwsEmulator:
     """rlbridge.testing's ``tws_emulator``, under a shorter name."""
     return tws_emulator
-
-
-@pytest.fixture(autouse=True)
-def ib_errors(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
-    """Fail on any ib_insync decoder error and on undeclared ib_insync ERROR records."""
-    caplog.set_level(logging.INFO, logger="ib_insync")
-    expected: list[str] = []
-    yield expected
-    records = caplog.get_records("call")
-    decoder = [r.getMessage() for r in records if r.name == "ib_insync.Decoder"]
-    assert not decoder, f"ib_insync decoder errors: {decoder}"
-    unexpected = [f"{r.name}: {r.getMessage()}" for r in records
-                  if r.name.startswith("ib_insync") and r.levelno >= logging.ERROR
-                  and not any(re.search(p, r.getMessage()) for p in expected)]
-    assert not unexpected, f"unexpected ib_insync errors: {unexpected}"
 
 
 def run(coro: Awaitable[T], timeout: float = 20.0) -> T:
@@ -254,8 +240,8 @@ def test_server_version_outside_the_pinned_range_is_refused():
 
 # -- contracts and historical data ---------------------------------------------------------
 
-def test_qualify_stock_and_forex_and_unknown_contract(emulator, ib_errors):
-    ib_errors.append(r"Error 200, reqId \d+: No security definition")
+def test_qualify_stock_and_forex_and_unknown_contract(emulator, ib_log):
+    ib_log.append(r"Error 200, reqId \d+: No security definition")
     emulator.clock.set(dt.datetime(2024, 1, 8, 15, 0, tzinfo=UTC))  # a Monday
 
     async def main() -> None:
@@ -309,8 +295,8 @@ def test_daily_bars_come_back_exactly(emulator):
     run(main())
 
 
-def test_intraday_bars_in_both_date_formats_and_forex_midpoint(emulator, ib_errors):
-    ib_errors.append(r"Error 162, reqId \d+: Historical Market Data Service error message:No")
+def test_intraday_bars_in_both_date_formats_and_forex_midpoint(emulator, ib_log):
+    ib_log.append(r"Error 162, reqId \d+: Historical Market Data Service error message:No")
     start = dt.datetime(2024, 1, 5, 14, 30, tzinfo=UTC)
     minutes = [(start + dt.timedelta(minutes=i), 470 + i / 4, 470.5 + i / 4, 469.5 + i / 4,
                 470.25 + i / 4, 1000.0 + i) for i in range(5)]
@@ -347,8 +333,8 @@ def test_intraday_bars_in_both_date_formats_and_forex_midpoint(emulator, ib_erro
     run(main())
 
 
-def test_bad_historical_requests_get_ib_errors(emulator, ib_errors):
-    ib_errors += [r"Error 321, reqId \d+", r"Error 162, reqId \d+: .*HMDS query returned no data"]
+def test_bad_historical_requests_get_ib_log(emulator, ib_log):
+    ib_log += [r"Error 321, reqId \d+", r"Error 162, reqId \d+: .*HMDS query returned no data"]
     emulator.add_bars("SPY", daily_rows())
 
     async def main() -> None:
@@ -467,8 +453,8 @@ def test_partial_fills_update_the_trade_and_position(emulator):
         emulator.fill("part", price=1.0)
 
 
-def test_reject_201_in_three_ways(emulator, ib_errors):
-    ib_errors.append(r"Error 201, reqId \d+: Order rejected - reason:")
+def test_reject_201_in_three_ways(emulator, ib_log):
+    ib_log.append(r"Error 201, reqId \d+: Order rejected - reason:")
 
     async def main() -> None:
         ib = await connect(emulator)
@@ -499,8 +485,8 @@ def test_reject_201_in_three_ways(emulator, ib_errors):
     assert inactive == "Rejected - reason:insufficient margin"
 
 
-def test_cancel_202_by_the_client_and_by_the_broker(emulator, ib_errors):
-    ib_errors.append(r"Error 10148, reqId \d+: OrderId \d+ that needs to be cancelled")
+def test_cancel_202_by_the_client_and_by_the_broker(emulator, ib_log):
+    ib_log.append(r"Error 10148, reqId \d+: OrderId \d+ that needs to be cancelled")
 
     async def main() -> None:
         ib = await connect(emulator)
@@ -528,8 +514,8 @@ def test_cancel_202_by_the_client_and_by_the_broker(emulator, ib_errors):
     assert [o["status"] for o in emulator.orders] == ["Cancelled", "Cancelled"]
 
 
-def test_placing_an_active_order_again_modifies_it(emulator, ib_errors):
-    ib_errors.append(r"Error 103, reqId \d+: Duplicate order id")
+def test_placing_an_active_order_again_modifies_it(emulator, ib_log):
+    ib_log.append(r"Error 103, reqId \d+: Duplicate order id")
 
     async def main() -> None:
         ib = await connect(emulator)
@@ -624,8 +610,8 @@ def test_what_if_order_reports_margin_without_placing(emulator):
 
 # -- faults --------------------------------------------------------------------------------
 
-def test_disconnect_after_accept_then_reconnect_finds_everything(emulator, ib_errors):
-    ib_errors.append(r"Peer closed connection")
+def test_disconnect_after_accept_then_reconnect_finds_everything(emulator, ib_log):
+    ib_log.append(r"Peer closed connection")
 
     async def main() -> None:
         ib = await connect(emulator)
@@ -668,8 +654,8 @@ def test_disconnect_after_accept_then_reconnect_finds_everything(emulator, ib_er
     assert emulator.connections_total == 2
 
 
-def test_disconnect_between_open_order_and_order_status(emulator, ib_errors):
-    ib_errors.append(r"Peer closed connection")
+def test_disconnect_between_open_order_and_order_status(emulator, ib_log):
+    ib_log.append(r"Peer closed connection")
     emulator.faults.add("orderStatus", disconnect="before")
 
     async def main() -> None:
@@ -690,8 +676,8 @@ def test_disconnect_between_open_order_and_order_status(emulator, ib_errors):
     run(main())
 
 
-def test_fill_lost_on_the_wire_is_found_after_reconnect(emulator, ib_errors):
-    ib_errors.append(r"Peer closed connection")
+def test_fill_lost_on_the_wire_is_found_after_reconnect(emulator, ib_log):
+    ib_log.append(r"Peer closed connection")
 
     async def main() -> None:
         ib = await connect(emulator)
@@ -715,8 +701,8 @@ def test_fill_lost_on_the_wire_is_found_after_reconnect(emulator, ib_errors):
     run(main())
 
 
-def test_request_lost_before_the_broker_leaves_nothing_to_find(emulator, ib_errors):
-    ib_errors.append(r"Peer closed connection")
+def test_request_lost_before_the_broker_leaves_nothing_to_find(emulator, ib_log):
+    ib_log.append(r"Peer closed connection")
     emulator.faults.add("placeOrder", disconnect="before")
 
     async def main() -> None:
@@ -737,8 +723,8 @@ def test_request_lost_before_the_broker_leaves_nothing_to_find(emulator, ib_erro
     assert len(emulator.orders_by_ref("lost-1")) == 1
 
 
-def test_connectivity_lost_and_restored_reach_the_error_event(emulator, ib_errors):
-    ib_errors += [r"Error 1100, reqId -1: Connectivity between IB and Trader Workstation has "
+def test_connectivity_lost_and_restored_reach_the_error_event(emulator, ib_log):
+    ib_log += [r"Error 1100, reqId -1: Connectivity between IB and Trader Workstation has "
                   r"been lost", r"Error 110[12], reqId -1: Connectivity .* restored"]
 
     async def main() -> None:
@@ -826,8 +812,8 @@ def test_fault_plan_refuses_nonsense(emulator):
         emulator.faults.add("placeOrder")
 
 
-def test_probabilistic_faults_replay_with_the_same_seed(ib_errors):
-    ib_errors.append(r"Error 201, reqId \d+: Order rejected - reason:random")
+def test_probabilistic_faults_replay_with_the_same_seed(ib_log):
+    ib_log.append(r"Error 201, reqId \d+: Order rejected - reason:random")
 
     def fired(seed: int) -> list[int]:
         with TwsEmulator() as emulator:
