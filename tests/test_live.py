@@ -212,6 +212,28 @@ def test_lost_answers_and_duplicates_are_resolved_by_client_id(tmp_path, bars):
                for i in broker.orders)
 
 
+def test_the_journal_reads_the_same_entries_by_prefix_as_by_range(tmp_path):
+    """Other databases than SQLite select a deployment's orders with LIKE (their collations
+    may not sort ids byte by byte); SQLite with its index range.  Both give the same rows."""
+    config = agent()
+    store = store_at(tmp_path)
+    live(config, pm=PM, store=store, max_cycles=40)
+    journal = Journal(store, "-", live_deployment(config))
+    prefixed = Journal(store, "-", live_deployment(config), by_range=False)
+    everything = journal.entries()
+    assert everything and prefixed.entries() == everything
+    bar = everything[-1].bar
+    assert prefixed.entries(bar=bar) == journal.entries(bar=bar) != []
+    assert prefixed.entries(states=["filled"]) == journal.entries(states=["filled"])
+    assert prefixed.decided(bar) and not prefixed.decided(pd.Timestamp("1999-01-04"))
+
+
+def live_deployment(config):
+    from rlbridge.live import deployment_id
+
+    return deployment_id(config, "sim")
+
+
 def test_an_intent_whose_bar_passed_unsent_expires(tmp_path, bars):
     config = agent()
     store = store_at(tmp_path)

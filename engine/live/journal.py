@@ -112,9 +112,13 @@ class Journal:
         store: the open store.
         run_id: the live run new entries and fills are recorded under.
         deployment: the deployment id (:func:`deployment_id`).
+        by_range: select the deployment's orders as a range of client ids (SQLite, which
+            compares them byte by byte) or with ``LIKE`` on their prefix (other databases,
+            whose collations may sort them otherwise); None: by the store's database.
     """
 
-    def __init__(self, store: Store, run_id: str, deployment: str) -> None:
+    def __init__(self, store: Store, run_id: str, deployment: str, *,
+                 by_range: bool | None = None) -> None:
         self.store = store
         self.run_id = run_id
         self.deployment = deployment
@@ -123,7 +127,8 @@ class Journal:
         # SQLite compares ids byte by byte, and they sort by deployment then bar: the
         # deployment's orders (of a bar) are a range of the unique index; other databases'
         # collations vary, so they match a prefix
-        self._by_range = store.engine.dialect.name == "sqlite"
+        self._by_range = (store.engine.dialect.name == "sqlite" if by_range is None
+                          else by_range)
         self._mine: list[Any] = (
             [o.client_order_id >= sa.bindparam("lo"), o.client_order_id < sa.bindparam("hi")]
             if self._by_range else [o.client_order_id.like(sa.bindparam("pattern"), escape="/")])
@@ -186,7 +191,7 @@ class Journal:
 
     def _owned(self, bar: Any = None) -> dict[str, str]:
         """The parameters of ``self._mine``: the deployment's orders (of one decision ``bar``)."""
-        prefix = self._prefix if bar is None else client_order_id(self.deployment, bar, "")
+        prefix = self._prefix if bar is None else id_prefix(self.deployment, bar)
         if self._by_range:
             return {"lo": prefix, "hi": prefix[:-1] + "."}
         escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
