@@ -328,12 +328,9 @@ class Store:
         import numpy as np
 
         lo = _bound(start, interval == "1d", "start")
-        with self._connection() as conn:
-            try:
-                rows = conn.execute(_RECENT, {"interval": interval, "symbols": list(symbols),
-                                              "start": lo}).all()
-            except sa.exc.DBAPIError as exc:
-                raise self._error("read failed", exc) from None
+        with self._connection() as conn:  # a driver error is a StoreError naming the store
+            rows = conn.execute(_RECENT, {"interval": interval, "symbols": list(symbols),
+                                          "start": lo}).all()
         return np.array([tuple(r) for r in rows], dtype=_ROW_DTYPE)
 
     def symbols(self, interval: str | None = "1d") -> list[str]:
