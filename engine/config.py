@@ -77,6 +77,7 @@ class EnvConfig:
     actions: Literal["softmax", "long_short", "discrete"] = "softmax"
     gross_cap: float = 1.0
     trade_step: float = 0.1
+    rebalance_band: float = 0.0
     drawdown_penalty: float = 0.0
     turnover_penalty: float = 0.0
     random_start: bool = False
@@ -632,10 +633,13 @@ class _Loader:
                         f"is a fraction of portfolio value (0.1 = 10%), at most 1; got {value!r}",
                         key=f"risk.{key}")
         if isinstance(table, EnvConfig):
-            for key in ("drawdown_penalty", "turnover_penalty"):
+            for key in ("drawdown_penalty", "turnover_penalty", "rebalance_band"):
                 value = getattr(table, key)
                 if not (value >= 0 and math.isfinite(value)):
                     raise self.error(f"must be zero or positive, got {value!r}", key=f"env.{key}")
+            if table.rebalance_band >= 1:
+                raise self.error(f"is a fraction of the portfolio value (0.02 = 2%), below 1; "
+                                 f"got {table.rebalance_band!r}", key="env.rebalance_band")
             if table.episode_length is not None and table.episode_length < 2:
                 raise self.error(f"an episode needs at least 2 steps, got {table.episode_length}",
                                  key="env.episode_length")

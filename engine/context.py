@@ -220,17 +220,20 @@ class EngineContext:
         return self._submit(Order(symbol, quantity, created=self.now), asset)
 
     def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]
-                             | np.ndarray) -> list[Order]:
+                             | np.ndarray, *, band: float = 0.0) -> list[Order]:
         """Orders that move the portfolio (open orders included) to ``weights``.
 
         Sized on this bar's close and value, whole shares unless the run is fractional.
+        ``band``: leave alone the assets whose order would be worth less than this fraction
+        of the value (see :func:`rlbridge.market.size_to_weights`).
         """
         from .market import size_to_weights, weight_vector
 
         target = weight_vector(weights, self.symbols, self._index)
         held = self.holdings() + self._pending
         quantity = size_to_weights(target, self.value, self._close[self.t], held,
-                                   fractional=self.spec.fractional)
+                                   fractional=self.spec.fractional, band=band,
+                                   cash=self.cash if band > 0.0 else None)
         return self._submit_all(quantity)
 
     def close_all(self) -> list[Order]:

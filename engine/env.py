@@ -57,6 +57,8 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         actions: ``"softmax"``, ``"long_short"`` or ``"discrete"``.
         gross_cap: the largest sum of absolute weights for ``long_short``.
         trade_step: the weight a ``discrete`` buy or sell moves.
+        rebalance_band: leave alone an asset whose order would be worth less than this
+            fraction of the portfolio value (:func:`rlbridge.market.size_to_weights`).
         drawdown_penalty: subtracted per step times the drawdown from the episode's peak.
         turnover_penalty: subtracted per step times traded value over portfolio value.
         random_start: start each episode at a random bar (seeded by ``reset(seed=...)``).
@@ -81,6 +83,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         actions: str = "softmax",
         gross_cap: float = 1.0,
         trade_step: float = 0.1,
+        rebalance_band: float = 0.0,
         drawdown_penalty: float = 0.0,
         turnover_penalty: float = 0.0,
         random_start: bool = False,
@@ -110,6 +113,7 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.fill_at = fill_at
         self.drawdown_penalty = float(drawdown_penalty)
         self.turnover_penalty = float(turnover_penalty)
+        self.rebalance_band = float(rebalance_band)
         self.random_start = random_start
         self.episode_length = episode_length
         self.mapping: ActionMapping = make_action_mapping(
@@ -181,7 +185,8 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         mapping = self.mapping
         target = mapping(action, portfolio.weights(close, value) if mapping.needs_current else None)
         quantity = size_to_weights(target[:-1], value, close, portfolio.positions,
-                                   fractional=self.fractional, min_order_value=MIN_ORDER_VALUE)
+                                   fractional=self.fractional, min_order_value=MIN_ORDER_VALUE,
+                                   band=self.rebalance_band, cash=portfolio.cash)
         context = self._context
         context.t = t
         nxt = t + 1
@@ -232,5 +237,6 @@ class PortfolioEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """What a policy trained here depends on (saved with it, checked when it is reused)."""
         return {"symbols": list(self.symbols), "feature_names": list(self.feature_names),
                 "window": self.window, "actions": self.mapping.name,
+                "rebalance_band": self.rebalance_band,
                 "action_shape": list(self.action_space.shape or ()),
                 "n_features": int(self.features.shape[2])}

@@ -475,8 +475,9 @@ class BarContext(Protocol):
         ...
 
     def order_target_weights(self, weights: Mapping[str, float] | Sequence[float]
-                             | np.ndarray) -> list[Order]:
-        """Orders that move the portfolio to ``weights`` of its value."""
+                             | np.ndarray, *, band: float = 0.0) -> list[Order]:
+        """Orders that move the portfolio to ``weights`` of its value; with a ``band``, none
+        for an asset whose order would be worth less than that fraction of the value."""
         ...
 
     def close_all(self) -> list[Order]:

@@ -50,6 +50,8 @@ def size_to_weights(
     *,
     fractional: bool,
     min_order_value: float = MIN_ORDER_VALUE,
+    band: float = 0.0,
+    cash: float | np.ndarray | None = None,
 ) -> np.ndarray:
     """The signed share quantities that move ``positions`` to ``weights`` of ``value``.
 
@@ -60,6 +62,13 @@ def size_to_weights(
         positions: ``[N]`` shares held now.
         fractional: allow fractional shares; otherwise targets are truncated toward zero.
         min_order_value: drop orders worth less than this at ``close``.
+        band: the rebalance band: drop orders worth less than this fraction of ``value`` (an
+            asset close enough to its target is left alone).  When the orders it drops were
+            sales, the purchases are scaled down so that they spend no more of ``cash`` than
+            the whole rebalance would have (never below zero unless the targets are).
+        cash: cash held now (needed with a ``band``).
+
+    Every array may have a leading batch axis (``value`` and ``cash`` then one per row).
 
     Returns:
         ``[N]`` quantities to order (0 where nothing is to be done).
@@ -70,10 +79,35 @@ def size_to_weights(
     quantity = np.subtract(target, positions, out=target)
     worth = np.abs(quantity)
     worth *= close
+    if band > 0.0:
+        return _within_band(quantity, worth, value, close, cash, band, min_order_value,
+                            fractional)
     # keep the orders worth at least min_order_value (a product by a mask: cheaper than a
     # masked assignment on the hot path; a dropped sell becomes -0.0, which is zero)
     np.multiply(quantity, np.greater_equal(worth, min_order_value), out=quantity)
     return quantity
+
+
+def _within_band(quantity: np.ndarray, worth: np.ndarray, value: float | np.ndarray,
+                 close: np.ndarray, cash: float | np.ndarray | None, band: float,
+                 min_order_value: float, fractional: bool) -> np.ndarray:
+    """:func:`size_to_weights`' orders outside the band, purchases scaled to the cash."""
+    if cash is None:
+        raise MarketError("sizing with a rebalance band needs the cash held")
+    planned = np.vecdot(quantity, close)  # what the whole rebalance would spend (per row)
+    quantity = quantity * (worth >= np.maximum(np.multiply(value, band), min_order_value))
+    excess = np.vecdot(quantity, close) - (cash - np.minimum(cash - planned, 0.0))
+    if not np.any(excess > 0.0):  # spends no more than it may: down to zero cash, or the
+        return quantity  # debt the targets themselves ask for
+    buys = quantity > 0
+    bought = np.vecdot(np.where(buys, quantity, 0.0), close)
+    over = (excess > 0.0) & (bought > 0.0)
+    factor = np.where(over, np.clip(1.0 - excess / np.where(bought > 0.0, bought, 1.0),
+                                    0.0, 1.0), 1.0)
+    scaled = quantity * np.asarray(factor)[..., None]
+    if not fractional:
+        np.trunc(scaled, out=scaled)
+    return np.where(buys, scaled, quantity)
 
 
 def ones(n: int, _cache: dict[int, np.ndarray] = {}) -> np.ndarray:  # noqa: B006

@@ -48,11 +48,14 @@ class _Watch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ctx, name)
 
-    def order_target_weights(self, weights: Any) -> Any:
+    def order_target_weights(self, weights: Any, *, band: float = 0.0) -> Any:
         from .market import weight_vector
 
-        self._recorder.target = weight_vector(weights, self._ctx.symbols)
-        return self._ctx.order_target_weights(weights)
+        if band > 0.0:  # assets inside the band stay where they are: the book's weights tell
+            self._recorder.ordered = True
+        else:
+            self._recorder.target = weight_vector(weights, self._ctx.symbols)
+        return self._ctx.order_target_weights(weights, band=band)
 
     def order(self, symbol: str, quantity: float) -> Any:
         self._recorder.ordered = True

@@ -102,6 +102,7 @@ def make_env(
         window=config.features.window, start=lo, end=hi,
         cash=config.backtest.cash if config.backtest is not None else DEFAULT_CASH,
         actions=options.actions, gross_cap=options.gross_cap, trade_step=options.trade_step,
+        rebalance_band=options.rebalance_band,
         drawdown_penalty=options.drawdown_penalty, turnover_penalty=options.turnover_penalty,
         random_start=options.random_start, episode_length=options.episode_length,
         fractional=options.fractional, fill_at=options.fill_at, feature_names=features.names,

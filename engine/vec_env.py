@@ -73,10 +73,15 @@ class PortfolioVecEnv(VecEnv):
         if compiled is not False:
             from .kernels import cost_program
 
-            self._program = cost_program(env.cost_model, self._context)
+            # the compiled loop sizes without a rebalance band: a banded env steps in numpy
+            self._program = (cost_program(env.cost_model, self._context)
+                             if not env.rebalance_band else None)
             if compiled and self._program is None:
                 from .errors import ConfigError
 
+                if env.rebalance_band:
+                    raise ConfigError("the compiled step sizes without a rebalance band; step "
+                                      "it with compiled=False", key="env.rebalance_band")
                 raise ConfigError(f"the cost model {env.cost_model!r} has no compiled form "
                                   "(kernel_parts); step it with compiled=False")
         self._kernel: Any = None
@@ -202,7 +207,8 @@ class PortfolioVecEnv(VecEnv):
         current = self._weights(close) if env.mapping.needs_current else None
         target = env.mapping(self._actions, current, batch=k)
         quantity = size_to_weights(target[:, :-1], value[:, None], close, self.positions,
-                                   fractional=env.fractional, min_order_value=MIN_ORDER_VALUE)
+                                   fractional=env.fractional, min_order_value=MIN_ORDER_VALUE,
+                                   band=env.rebalance_band, cash=self.cash)
         self._context.t = t  # type: ignore[assignment]  # a [K] vector: one bar per copy
         nxt = t + 1
         price, commission = execute(quantity, self._reference[nxt], env.cost_model,

@@ -64,6 +64,7 @@ class RLAllocation(Strategy):
                                            gross_cap=float(meta.get("gross_cap", 1.0)),
                                            trade_step=float(meta.get("trade_step", 0.1)))
         self.deterministic = bool(self.params.get("deterministic", True))
+        self.band = float(meta.get("rebalance_band", 0.0))  # the env's, at training
         self.policy.reset()
 
     def on_bar(self, ctx: BarContext) -> None:
@@ -76,7 +77,7 @@ class RLAllocation(Strategy):
         observation = {"features": self.normalizer.apply(raw),
                        "weights": weights.astype(np.float32)}
         action = self.policy.act(observation, deterministic=self.deterministic)
-        ctx.order_target_weights(self.mapping(action, weights))
+        ctx.order_target_weights(self.mapping(action, weights), band=self.band)
 
 
 def _difference(trained: list[str], now: list[str], what: str) -> str:

@@ -634,6 +634,11 @@ def test_env_table_values_are_checked(pm):
         "agent.toml: [env.episode_length]: an episode needs at least 2 steps, got 1")
     assert error(pm, {"env": {"gross_cap": 0}}) == (
         "agent.toml: [env.gross_cap]: must be a positive number, got 0.0")
+    assert error(pm, {"env": {"rebalance_band": -0.01}}) == (
+        "agent.toml: [env.rebalance_band]: must be zero or positive, got -0.01")
+    assert error(pm, {"env": {"rebalance_band": 2}}) == (
+        "agent.toml: [env.rebalance_band]: is a fraction of the portfolio value (0.02 = 2%), "
+        "below 1; got 2.0")
 
 
 def test_one_broker_table_keeps_every_brokers_endpoints(tmp_path):

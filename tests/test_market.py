@@ -79,6 +79,43 @@ def test_integer_shares_truncate_toward_zero_and_tiny_orders_are_dropped():
     assert again.tolist() == [pytest.approx(1000 * 0.5 / 30 - 16 - 1e-12), 0.0, 0.0]
 
 
+def test_a_rebalance_band_leaves_assets_near_their_target_alone():
+    close = np.array([10.0, 20.0, 50.0])
+    held = np.array([1000.0, 1000.0, 0.0])  # weights 0.1, 0.2, 0 of 100,000; cash 70,000
+    target = np.array([0.105, 0.15, 0.3])  # +0.5 %, -5 %, +30 % of the value
+    full = size_to_weights(target, 100_000.0, close, held, fractional=False)
+    banded = size_to_weights(target, 100_000.0, close, held, fractional=False, band=0.01,
+                             cash=70_000.0)
+    assert full.tolist() == [50.0, -250.0, 600.0]
+    assert banded.tolist() == [0.0, -250.0, 600.0]  # asset 0, a 500 trade: left alone
+    # no band: the same numbers as always, cash or not
+    assert size_to_weights(target, 100_000.0, close, held, fractional=False, band=0.0,
+                           cash=0.0).tolist() == full.tolist()
+    with pytest.raises(MarketError, match="rebalance band needs the cash"):
+        size_to_weights(target, 100_000.0, close, held, fractional=False, band=0.01)
+
+
+def test_sales_the_band_holds_back_do_not_overdraw_the_cash():
+    close = np.array([10.0, 10.0, 10.0])
+    held = np.array([5_000.0, 5_000.0, 0.0])  # fully invested: 100,000, no cash
+    target = np.array([0.49, 0.31, 0.2])  # sell 1 % (inside a 2 % band), sell 19 %, buy 20 %
+    quantity = size_to_weights(target, 100_000.0, close, held, fractional=False, band=0.02,
+                               cash=0.0)
+    assert quantity[0] == 0.0 and quantity[1] == -1_900.0
+    assert quantity[2] == 1_900.0  # the purchase shrinks to what the sale brings: 19,000
+    assert 0.0 - quantity.dot(close) >= 0.0
+    # targets that borrow by design (leverage) may borrow as much as they ask, no more
+    levered = np.array([0.49, 0.31, 0.4])  # 120 % invested: 20,000 of debt planned
+    quantity = size_to_weights(levered, 100_000.0, close, held, fractional=False, band=0.02,
+                               cash=0.0)
+    assert quantity.tolist() == [0.0, -1_900.0, 3_900.0]  # debt 20,000: the targets' own
+    # a batch of portfolios gives, row by row, what each gives alone
+    batch = size_to_weights(np.stack([target, levered]), np.array([[100_000.0], [100_000.0]]),
+                            close, np.stack([held, held]), fractional=False, band=0.02,
+                            cash=np.array([0.0, 0.0]))
+    assert batch.tolist() == [[0.0, -1_900.0, 1_900.0], [0.0, -1_900.0, 3_900.0]]
+
+
 def test_bad_orders_and_settings_are_refused():
     bars = random_bars(3)
     with pytest.raises(ConfigError, match="fill_at must be 'open' or 'close', got 'vwap'"):

@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -92,6 +93,38 @@ def test_native_backtest_of_the_policy_replays_the_environment(trained):
     _, store, config, result = trained
     config = agent(trained[0], strategy={"model": str(result.path)})
     backtest = rlbridge.backtest(config, pm=PM, store=store)
+    values, rewards = replay(config, result)
+    equity = backtest.equity.to_numpy()
+    assert len(equity) == len(values) == 441
+    np.testing.assert_array_equal(equity, values)  # the same decisions, fills and marks
+    np.testing.assert_allclose(np.diff(np.log(equity)), rewards, rtol=0, atol=1e-14)
+    assert math.exp(sum(rewards)) * 100_000 == pytest.approx(backtest.final_value, rel=1e-12)
+    assert len(backtest.fills) > 100 and backtest.metrics["bars"] == 441
+
+
+def test_a_rebalance_band_leaves_small_orders_out_in_the_env_and_every_backtest(tmp_path):
+    band = {"rebalance_band": 0.02, "fractional": False}
+    result = train(agent(tmp_path, env=band), PM, record=False)
+    assert TrainedPolicy.load(result.path).metadata["rebalance_band"] == 0.02
+    config = agent(tmp_path, env=band, strategy={"model": str(result.path)},
+                   backtest={"fractional": False})
+    banded = rlbridge.backtest(config, pm=PM, record=False)
+    values, _ = replay(config, result)
+    np.testing.assert_array_equal(banded.equity.to_numpy(), values)  # the env's own trades
+    bars = load_bars(config, PM)
+    close = bars.between("2019-01-01", "2020-09-30").close
+    equity = banded.equity.to_numpy()
+    index = {t: i for i, t in enumerate(banded.equity.index)}
+    for fill in banded.fills:  # every order worth at least 2 % of the value it was sized on
+        i = index[pd.Timestamp(fill.time)] - 1
+        n = bars.symbols.index(fill.symbol)
+        assert abs(fill.quantity) * close[i, n] >= 0.02 * equity[i] - 1e-9
+    assert banded.cash.min() >= 0  # the sales the band holds back never overdraw the cash
+    assert len(banded.fills) > 10
+
+
+def replay(config, result):
+    """The environment stepped through the backtest's period by the policy: values, rewards."""
     policy = TrainedPolicy.load(result.path)
     bars = load_bars(config, PM)
     features = compute_features(config, bars, PM,
@@ -106,12 +139,7 @@ def test_native_backtest_of_the_policy_replays_the_environment(trained):
         values.append(info["value"])
         rewards.append(reward)
         done = terminated or truncated
-    equity = backtest.equity.to_numpy()
-    assert len(equity) == len(values) == 441
-    np.testing.assert_array_equal(equity, values)  # the same decisions, fills and marks
-    np.testing.assert_allclose(np.diff(np.log(equity)), rewards, rtol=0, atol=1e-14)
-    assert math.exp(sum(rewards)) * 100_000 == pytest.approx(backtest.final_value, rel=1e-12)
-    assert len(backtest.fills) > 100 and backtest.metrics["bars"] == 441
+    return values, rewards
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -9,10 +9,13 @@ from tests.test_env import synthetic
 from tests.test_market import Percent
 
 
-@pytest.mark.parametrize("actions", ["softmax", "long_short", "discrete"])
-def test_each_copy_matches_a_single_environment(actions):
+@pytest.mark.parametrize("actions, band", [("softmax", 0.0), ("long_short", 0.0),
+                                           ("discrete", 0.0), ("softmax", 0.05),
+                                           ("long_short", 0.05), ("discrete", 0.05)])
+def test_each_copy_matches_a_single_environment(actions, band):
     bars, features = synthetic(days=60, n=3)
-    kwargs = dict(window=3, actions=actions, turnover_penalty=0.1, drawdown_penalty=0.5)
+    kwargs = dict(window=3, actions=actions, turnover_penalty=0.1, drawdown_penalty=0.5,
+                  rebalance_band=band, fractional=band == 0.0)
     cost = Percent(0.001, 7)
     vec = PortfolioVecEnv(PortfolioEnv(bars, features, cost, **kwargs), 4, seed=0)
     singles = [PortfolioEnv(bars, features, cost, **kwargs) for _ in range(4)]
@@ -187,6 +190,13 @@ def test_a_cost_model_without_a_compiled_form_steps_with_numpy():
     assert PortfolioVecEnv(env, 2)._program is None
     with pytest.raises(ConfigError, match="has no compiled form"):
         PortfolioVecEnv(env, 2, compiled=True)
+    from rlbridge.plugins.costs.percent import PercentCost
+
+    banded = PortfolioEnv(bars, features, PercentCost(), window=3, rebalance_band=0.02)
+    assert PortfolioVecEnv(banded, 2)._program is None  # the band is sized in numpy
+    with pytest.raises(ConfigError, match=r"\[env.rebalance_band\]: the compiled step sizes "
+                                          "without a rebalance band"):
+        PortfolioVecEnv(banded, 2, compiled=True)
 
 
 def test_the_compiled_step_refuses_nan_actions():
