@@ -46,6 +46,34 @@ def test_a_share_order_strategy_gets_the_weights_its_book_is_heading_for(bars):
     assert (frame[frame["symbol"] == "XLK"]["weight"] == 1.0).all()
 
 
+def test_under_a_rebalance_band_the_signals_are_the_books_weights(bars):
+    import rlbridge
+
+    class Banded(rlbridge.Strategy):
+        """All in SPY at first; then a target 1 % away from the book, inside a 5 % band."""
+
+        def on_bar(self, ctx):
+            if ctx.bar_index == 0:
+                ctx.order_target_weights({"SPY": 1.0}, band=0.05)
+            else:
+                ctx.order_target_weights({"SPY": 0.98, "AGG": 0.01, "XLK": 0.01}, band=0.05)
+
+    pm = make_plugin_manager(entrypoints=False, warn=False)
+
+    class Plugin:
+        @rlbridge.hookimpl
+        def register_strategies(self, register):
+            register("banded", Banded)
+
+    pm.register(Plugin(), name="banded")
+    mapping = config({"name": "equal_weight"}).to_dict()
+    frame = signals(config_from_mapping({**mapping, "strategy": {"name": "banded"}}, pm=pm),
+                    pm, bars=bars)
+    later = frame[frame["as_of"] == pd.Timestamp("2020-06-10")].set_index("symbol")["weight"]
+    # nothing is traded inside the band: the book (all SPY) is what the session holds
+    assert later["AGG"] == later["XLK"] == 0.0 and later["SPY"] == pytest.approx(1.0, abs=0.01)
+
+
 def test_daily_runs_append_only_the_new_session(tmp_path, bars):
     out = tmp_path / "signals.csv"
     day1 = signals(config({"name": "equal_weight"}, end="2020-09-29"), PM, bars=bars)
