@@ -39,10 +39,8 @@ class BarBuffer:
 
     def __init__(self, bars: Bars, spare: int = 1024) -> None:
         self.symbols = bars.symbols
+        self._name = bars.index.name
         self._allocate(bars.values, len(bars) + spare)
-        self._index = bars.index
-        self._rows = len(bars)
-        self._bars = bars
         self._publish(bars.index, len(bars))  # a view of the buffer from the start
 
     def _allocate(self, values: np.ndarray, capacity: int) -> None:
@@ -125,7 +123,7 @@ class BarBuffer:
             raise DataError("the feed's new bars are not after the history's last bar")
         view = self._store[:rows]
         view.flags.writeable = False  # the buffer writes through its own, writable base
-        self._index, self._rows = index.rename(self._bars.index.name), rows
+        self._index, self._rows = index.rename(self._name), rows
         self._bars = Bars._checked_already(self._index, self.symbols, view)
 
 

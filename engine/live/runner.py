@@ -241,9 +241,8 @@ class LiveRunner:
             # write loses nothing (the next look finds the same fills again)
             found, expired = self._look(decision.bar)
             fills = [f for f in self.journal.fills_from(found, when) if f is not None]
-            if self.journal.decided(decision.bar):
-                decided = self.journal.entries(bar=decision.bar)
-            else:
+            decided = self.journal.entries(bar=decision.bar)  # a restart finds them here
+            if not decided:
                 ctx = self._context(decision.t)
                 assert self.strategy is not None
                 for fill in fills:
